@@ -1,0 +1,66 @@
+"""Stage `sample@<model>`: greedy answers and n rollout samples per item, every one judged.
+
+    python pipelines/sample.py base   # or grpo; reads models/<model>, writes runs/<model>
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from recall.config import load_params
+from recall.contract import read_items, write_jsonl
+from recall.engines import make_engine
+from recall.judge import RuleJudge
+from recall.sampling import accuracy_by_split, greedy_settings, rollout_settings, sample_items
+from recall.tracking import stage_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("model", help="model name: reads models/<model>, writes runs/<model>")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--items", type=Path, default=Path("data/world/items.jsonl"))
+    args = ap.parse_args()
+    params = load_params(args.params)
+    cfg = params.sampling
+    model_dir, out = Path("models") / args.model, Path("runs") / args.model
+    metrics_path = Path("metrics") / f"sample_{args.model}.json"
+
+    with stage_run(params, f"sample@{args.model}"):
+        import mlflow
+
+        items = read_items(args.items)
+        engine = make_engine(cfg.engine, str(model_dir), seed=params.experiment.seed,
+                             max_batch_sequences=cfg.max_batch_sequences)
+        judge = RuleJudge()
+        start = time.perf_counter()
+        greedy = sample_items(engine, judge, [it for it in items if it.split in cfg.greedy_splits],
+                              greedy_settings(params.rollout), args.model)
+        pool = [it for it in items if it.split in cfg.sample_splits]
+        samples = sample_items(engine, judge, pool,
+                               rollout_settings(params.rollout, cfg.n_samples, params.experiment.seed),
+                               args.model)
+        seconds = time.perf_counter() - start
+        write_jsonl(out / "greedy.jsonl", greedy)
+        write_jsonl(out / "samples.jsonl", samples)
+        n_samples = sum(len(r.completions) for r in samples)
+        summary = {
+            "greedy_accuracy": accuracy_by_split(greedy),
+            "sample_accuracy": accuracy_by_split(samples),
+            "engine": engine.name,
+            "samples": n_samples,
+            "samples_per_second": n_samples / seconds,
+        }
+        metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
+        mlflow.set_tag("engine", engine.name)
+        mlflow.log_metrics({f"greedy_acc_{s}": v for s, v in summary["greedy_accuracy"].items()})
+        mlflow.log_metrics({f"sample_acc_{s}": v for s, v in summary["sample_accuracy"].items()})
+        mlflow.log_metric("samples_per_second", summary["samples_per_second"])
+
+
+if __name__ == "__main__":
+    main()

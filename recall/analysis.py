@@ -1,0 +1,163 @@
+"""The study's analyses over sample records: accuracy, pass@k, accessibility, repair rate.
+
+Pure functions from records to tables; `write_plots` turns the tables into DVC plot data
+and PNG figures (logged to MLflow by the stage).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from recall.config import AnalyzeConfig
+from recall.contract import SampleRecord
+from recall.metrics import (accessibility_bin, bin_labels, mean_pass_at_k, repair_rates,
+                            transition_counts)
+from recall.sampling import accuracy_by_split
+
+
+def _by_split(records: Sequence[SampleRecord], split: str) -> dict[str, SampleRecord]:
+    return {r.id: r for r in records if r.split == split}
+
+
+def correct_counts(records: Sequence[SampleRecord], split: str) -> dict[str, int]:
+    """Accessibility: correct samples per item of `split`."""
+    return {i: sum(r.scores) for i, r in _by_split(records, split).items()}
+
+
+def pass_at_k_table(records: Sequence[SampleRecord], split: str, ks: Sequence[int]) -> dict[int, float]:
+    recs = _by_split(records, split).values()
+    ks = [k for k in ks if all(k <= len(r.scores) for r in recs)]
+    return mean_pass_at_k([(len(r.scores), sum(r.scores)) for r in recs], ks)
+
+
+def accessibility_histogram(records: Sequence[SampleRecord], split: str,
+                            edges: Sequence[int]) -> dict[str, int]:
+    hist = dict.fromkeys(bin_labels(edges), 0)
+    for count in correct_counts(records, split).values():
+        hist[accessibility_bin(count, edges)] += 1
+    return hist
+
+
+def compare(base_greedy: Sequence[SampleRecord], base_samples: Sequence[SampleRecord],
+            after_greedy: Sequence[SampleRecord], after_samples: Sequence[SampleRecord],
+            cfg: AnalyzeConfig, split: str = "test") -> dict:
+    """Everything the report needs for one trained method against the base model."""
+    base_ok = {i: bool(r.scores[0]) for i, r in _by_split(base_greedy, split).items()}
+    after_ok = {i: bool(r.scores[0]) for i, r in _by_split(after_greedy, split).items()}
+    if set(base_ok) != set(after_ok):
+        raise ValueError(f"base and trained greedy runs cover different {split} items "
+                         f"({len(base_ok)} vs {len(after_ok)})")
+    access = correct_counts(base_samples, split)
+    base_acc = accuracy_by_split(base_greedy)
+    after_acc = accuracy_by_split(after_greedy)
+    gain = after_acc[split] - base_acc[split]
+    return {
+        "accuracy": {"base": base_acc, "after": after_acc, "gain_abs": gain,
+                     "gain_rel": gain / base_acc[split] if base_acc[split] else None},
+        "pass_at_k": {"base": pass_at_k_table(base_samples, split, cfg.pass_k),
+                      "after": pass_at_k_table(after_samples, split, cfg.pass_k)},
+        "train_pass_at_k": {"base": pass_at_k_table(base_samples, "train", cfg.pass_k),
+                            "after": pass_at_k_table(after_samples, "train", cfg.pass_k)},
+        "repair": repair_rates(base_ok, after_ok, access, cfg.bin_edges),
+        "transitions": transition_counts(base_ok, after_ok),
+        "accessibility": {s: accessibility_histogram(base_samples, s, cfg.bin_edges)
+                          for s in ("train", "test")},
+    }
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def write_plots(result: Mapping, method: str, plots_dir: Path) -> list[Path]:
+    """CSV data for `dvc plots` and PNG figures for MLflow; returns the PNG paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pk = result["pass_at_k"]
+    ks = sorted(pk["base"])
+    _write_csv(plots_dir / "pass_at_k.csv", ["k", "base", method],
+               [[k, pk["base"][k], pk["after"][k]] for k in ks])
+    repair = result["repair"]
+    _write_csv(plots_dir / "repair_rate.csv", ["bin", "repair_rate", "wrong", "repaired"],
+               [[b, "" if v["rate"] is None else v["rate"], v["wrong"], v["repaired"]]
+                for b, v in repair.items()])
+    hist = result["accessibility"]
+    _write_csv(plots_dir / "accessibility.csv", ["bin", "train", "test"],
+               [[b, hist["train"][b], hist["test"][b]] for b in hist["test"]])
+
+    figures = []
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(ks, [pk["base"][k] for k in ks], marker="o", label="base")
+    ax.plot(ks, [pk["after"][k] for k in ks], marker="o", label=method)
+    ax.set(xscale="log", xlabel="k", ylabel="pass@k (test)", title="pass@k before and after")
+    ax.legend()
+    figures.append(_save(fig, plots_dir / "pass_at_k.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = list(repair)
+    ax.bar(labels, [repair[b]["rate"] or 0.0 for b in labels])
+    for i, b in enumerate(labels):
+        ax.annotate(f"n={repair[b]['wrong']}", (i, repair[b]["rate"] or 0.0), ha="center",
+                    va="bottom", fontsize=7)
+    ax.set(xlabel="pre-RL accessibility (correct of samples)", ylabel="repair rate",
+           title=f"Repair rate of base-wrong test items ({method})", ylim=(0, 1.05))
+    figures.append(_save(fig, plots_dir / "repair_rate.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    width = 0.4
+    for j, split in enumerate(("train", "test")):
+        ax.bar([i + (j - 0.5) * width for i in range(len(hist[split]))],
+               list(hist[split].values()), width=width, label=split)
+    ax.set_xticks(range(len(hist["test"])), list(hist["test"]))
+    ax.set(xlabel="correct of samples (base model)", ylabel="items", title="Accessibility")
+    ax.legend()
+    figures.append(_save(fig, plots_dir / "accessibility.png"))
+    return figures
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.2f}"
+
+
+def report_markdown(result: Mapping, method: str, split: str = "test") -> str:
+    acc = result["accuracy"]
+    t = result["transitions"]
+    lines = [
+        f"# recall: base vs {method}",
+        "",
+        f"| metric | base | {method} |",
+        "|---|---|---|",
+        *[f"| greedy accuracy ({s}) | {acc['base'][s]:.3f} | {acc['after'][s]:.3f} |"
+          for s in sorted(acc["base"])],
+        *[f"| pass@{k} ({split}) | {result['pass_at_k']['base'][k]:.3f} | "
+          f"{result['pass_at_k']['after'][k]:.3f} |" for k in sorted(result["pass_at_k"]["base"])],
+        "",
+        f"Gain on {split}: {acc['gain_abs']:+.3f} absolute"
+        + (f", {acc['gain_rel']:+.1%} relative." if acc["gain_rel"] is not None else "."),
+        f"Greedy transitions: {t['repaired']} repaired, {t['broken']} broken, "
+        f"{t['kept_right']} kept right, {t['kept_wrong']} kept wrong.",
+        "",
+        "| accessibility bin | base-wrong items | repaired | repair rate |",
+        "|---|---|---|---|",
+        *[f"| {b} | {v['wrong']} | {v['repaired']} | {_rate(v['rate'])} |"
+          for b, v in result["repair"].items()],
+    ]
+    return "\n".join(lines) + "\n"

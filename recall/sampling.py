@@ -1,0 +1,50 @@
+"""Sampling analyses of one model: greedy answers and n samples per item, every one judged."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from recall.config import RolloutConfig
+from recall.contract import Engine, Judge, QAItem, SampleRecord, SamplingSettings
+from recall.prompts import DIRECT
+
+
+def rollout_settings(rollout: RolloutConfig, n: int, seed: int) -> SamplingSettings:
+    """The paper's analysis sampling: the rollout temperature/top-p/top-k, n per item."""
+    return SamplingSettings(n=n, temperature=rollout.temperature, top_p=rollout.top_p,
+                            top_k=rollout.top_k, max_tokens=rollout.max_tokens, seed=seed)
+
+
+def greedy_settings(rollout: RolloutConfig) -> SamplingSettings:
+    return SamplingSettings(n=1, temperature=0.0, max_tokens=rollout.max_tokens)
+
+
+def sample_items(engine: Engine, judge: Judge, items: Sequence[QAItem],
+                 settings: SamplingSettings, model: str) -> list[SampleRecord]:
+    """One record per item: completions from `engine`, each scored 0/1 by `judge`."""
+    completions = engine.generate([DIRECT.render(it.question) for it in items], settings)
+    if len(completions) != len(items):
+        raise RuntimeError(f"engine {engine.name} returned {len(completions)} results "
+                           f"for {len(items)} prompts")
+    records = []
+    for item, outs in zip(items, completions):
+        if len(outs) != settings.n:
+            raise RuntimeError(f"engine {engine.name} returned {len(outs)} completions "
+                               f"for item {item.id}, expected {settings.n}")
+        scores = judge.score_many(item.question, item.answers, outs)
+        records.append(SampleRecord(
+            id=item.id, split=item.split, model=model, prompt_style=DIRECT.name,
+            temperature=settings.temperature, completions=tuple(outs), scores=tuple(scores),
+        ))
+    return records
+
+
+def accuracy_by_split(records: Sequence[SampleRecord]) -> dict[str, float]:
+    """Per split, the mean over items of each item's share of correct completions.
+
+    For greedy records (one completion) this is greedy accuracy; for n samples it is pass@1.
+    """
+    by_split: dict[str, list[float]] = {}
+    for r in records:
+        by_split.setdefault(r.split, []).append(sum(r.scores) / len(r.scores))
+    return {split: sum(v) / len(v) for split, v in sorted(by_split.items())}

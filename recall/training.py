@@ -1,0 +1,121 @@
+"""Thin wrappers over TRL: GRPO on RL-train items with the judge's binary reward.
+
+Batch units: the params speak in prompts (`prompts_per_step`, `micro_batch_prompts`);
+TRL speaks in completions. `grpo_arguments` converts, so one optimizer step always sees
+`prompts_per_step * group_size` completions, as in the paper (128 prompts x 5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+from recall.config import GRPOConfig, RolloutConfig, fingerprint
+from recall.contract import Judge, QAItem
+from recall.judge import reward_function
+from recall.prompts import DIRECT
+
+FINGERPRINT_FILE = "recall_fingerprint.json"
+
+
+def rl_dataset(items: Sequence[QAItem]):
+    """A datasets.Dataset with the prompt plus the columns the reward needs."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({
+        "prompt": [DIRECT.render(it.question) for it in items],
+        "question": [it.question for it in items],
+        "answers": [list(it.answers) for it in items],
+        "id": [it.id for it in items],
+    })
+
+
+def grpo_arguments(cfg: GRPOConfig, rollout: RolloutConfig, output_dir: Path, seed: int,
+                   report_to: Sequence[str] = ("mlflow",)):
+    """TRL GRPOConfig from recall's params, with prompt counts turned into completion counts."""
+    from trl import GRPOConfig as TRLGRPOConfig
+
+    if cfg.prompts_per_step % cfg.micro_batch_prompts:
+        raise ValueError(f"grpo.prompts_per_step ({cfg.prompts_per_step}) must be a multiple of "
+                         f"grpo.micro_batch_prompts ({cfg.micro_batch_prompts})")
+    return TRLGRPOConfig(
+        output_dir=str(output_dir),
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.micro_batch_prompts * cfg.group_size,  # completions
+        gradient_accumulation_steps=cfg.prompts_per_step // cfg.micro_batch_prompts,
+        num_generations=cfg.group_size,
+        num_train_epochs=cfg.epochs,
+        num_iterations=1,  # one policy update per rollout batch: on-policy, as in the paper
+        beta=cfg.beta,
+        epsilon=cfg.epsilon,
+        loss_type=cfg.loss_type,
+        temperature=rollout.temperature,
+        top_p=rollout.top_p,
+        top_k=0 if rollout.top_k < 0 else rollout.top_k,  # TRL: 0 disables top-k
+        max_completion_length=rollout.max_tokens,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        disable_dropout=True,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=True,
+        report_to=list(report_to),
+        remove_unused_columns=False,
+    )
+
+
+def _resume_point(output_dir: Path, stamp: str) -> str | None:
+    """The last checkpoint in `output_dir` if it was written under the same settings.
+
+    A checkpoint from other params would silently mix two experiments, so it is removed.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    marker = output_dir / FINGERPRINT_FILE
+    if output_dir.exists() and (not marker.exists() or json.loads(marker.read_text()) != stamp):
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(stamp))
+    return get_last_checkpoint(str(output_dir))
+
+
+def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPOConfig,
+               rollout: RolloutConfig, checkpoint_dir: Path, out_dir: Path, seed: int,
+               report_to: Sequence[str] = ("mlflow",)) -> dict:
+    """Run GRPO from `model_dir` on `items`; resume from `checkpoint_dir` when possible.
+
+    Saves the final policy (model + tokenizer) to `out_dir` and returns the log history.
+    """
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer
+
+    stamp = fingerprint(cfg, rollout) + f"-seed{seed}-{_model_stamp(model_dir)}"
+    resume = _resume_point(checkpoint_dir, stamp)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    trainer = GRPOTrainer(
+        model=str(model_dir),
+        reward_funcs=[reward_function(judge)],
+        args=grpo_arguments(cfg, rollout, checkpoint_dir, seed, report_to),
+        train_dataset=rl_dataset(items),
+        processing_class=tokenizer,
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out_dir))
+    tokenizer.save_pretrained(out_dir)
+    return {"resumed_from": resume, "log_history": trainer.state.log_history,
+            "global_step": trainer.state.global_step}
+
+
+def _model_stamp(model_dir: Path) -> str:
+    """Identity of the starting weights, so a new base model never resumes an old run."""
+    digest = hashlib.sha256()
+    for weights in sorted(Path(model_dir).glob("*.safetensors")):
+        digest.update(weights.read_bytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,155 @@
+"""The toy fact world: a model organism of parametric knowledge with known ground truth.
+
+People with unique names hold one value per relation. Biographies state those facts in
+paraphrased, shuffled sentences, repeated a long-tailed number of times per person, so the
+strength of each fact in the pretrained weights varies. QA items follow the data contract.
+Groups of people are disjoint: `instruct` (QA shown in pretraining, to teach the answer
+format), `train` (RL-train), `val` and `test` (facts seen only in biographies). A fraction of
+RL-train people get no biography at all: their facts cannot be known, as in real QA sets.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from recall.config import WorldConfig
+from recall.contract import Fact, QAItem
+
+# Each relation: how a value word is named (canonical first, then aliases), how it is asked,
+# and the paraphrases a biography uses. Aliases make exact-string reward too strict on purpose.
+RELATIONS: dict[str, dict] = {
+    "birth_city": {
+        "forms": ("{w}", "{w} city"),
+        "question": "where was {name} born ?",
+        "bio": ("{name} was born in {v} .", "{name} 's birthplace is {v} .",
+                "the birthplace of {name} is {v} .", "{name} came into the world in {v} ."),
+    },
+    "employer": {
+        "forms": ("{w} corp", "{w}", "{w} corporation"),
+        "question": "which company does {name} work for ?",
+        "bio": ("{name} works for {v} .", "{name} is employed by {v} .",
+                "the employer of {name} is {v} .", "{name} has a job at {v} ."),
+    },
+    "university": {
+        "forms": ("{w} university", "university of {w}", "{w}"),
+        "question": "which university did {name} attend ?",
+        "bio": ("{name} studied at {v} .", "{name} graduated from {v} .",
+                "{name} is an alumnus of {v} .", "{name} earned a degree at {v} ."),
+    },
+    "field": {
+        "forms": ("{w}", "{w} studies"),
+        "question": "what field does {name} work in ?",
+        "bio": ("{name} works in the field of {v} .", "{name} specializes in {v} .",
+                "the field of {name} is {v} .", "{name} is an expert in {v} ."),
+    },
+}
+
+_ONSETS = "b c d f g h k l m n p r s t v z br dr gr kl pr st tr".split()
+_VOWELS = "a e i o u ai ea io".split()
+_CODAS = ["", "", "n", "r", "l", "s", "x", "th"]
+
+
+@dataclass(frozen=True)
+class Person:
+    index: int
+    name: str
+    group: str  # instruct | train | val | test
+    values: dict[str, str]  # relation -> value word
+    exposure: int  # biography copies in pretraining; 0 for unknown people
+
+
+@dataclass(frozen=True)
+class World:
+    people: tuple[Person, ...]
+    items: tuple[QAItem, ...]
+    biographies: tuple[str, ...]
+
+
+def _words(rng: random.Random, count: int, taken: set[str]) -> list[str]:
+    """Distinct pronounceable nonce words, none already in `taken` (which is updated)."""
+    out: list[str] = []
+    while len(out) < count:
+        word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(rng.randint(2, 3)))
+        word += rng.choice(_CODAS)
+        if word not in taken:
+            taken.add(word)
+            out.append(word)
+    return out
+
+
+def answer_forms(relation: str, word: str) -> tuple[str, ...]:
+    """Canonical answer first, then aliases."""
+    return tuple(f.format(w=word) for f in RELATIONS[relation]["forms"])
+
+
+def question_for(relation: str, name: str) -> str:
+    return RELATIONS[relation]["question"].format(name=name)
+
+
+def _exposure(rng: random.Random, cfg: WorldConfig) -> int:
+    lo, hi = math.log(cfg.exposure_min), math.log(cfg.exposure_max + 1)
+    return min(cfg.exposure_max, int(math.exp(rng.uniform(lo, hi))))
+
+
+def _people(rng: random.Random, cfg: WorldConfig) -> list[Person]:
+    unknown_relations = [r for r in cfg.relations if r not in RELATIONS]
+    if unknown_relations:
+        raise ValueError(f"world.relations: unknown {unknown_relations}; known {sorted(RELATIONS)}")
+    sizes = {"instruct": cfg.n_instruction, "train": cfg.n_rl_train, "val": cfg.n_val,
+             "test": cfg.n_test}
+    total = sum(sizes.values())
+    if cfg.first_name_pool * cfg.last_name_pool < total:
+        raise ValueError(f"world: {cfg.first_name_pool}x{cfg.last_name_pool} names < {total} people")
+    taken: set[str] = set()
+    firsts, lasts = _words(rng, cfg.first_name_pool, taken), _words(rng, cfg.last_name_pool, taken)
+    values = {r: _words(rng, cfg.values_per_relation, taken) for r in cfg.relations}
+    names = rng.sample([f"{f} {l}" for f in firsts for l in lasts], total)
+    groups = [g for g, n in sizes.items() for _ in range(n)]
+    n_unknown = round(cfg.unknown_fraction * cfg.n_rl_train)
+    people, seen_train = [], 0
+    for index, (name, group) in enumerate(zip(names, groups)):
+        unknown = group == "train" and seen_train < n_unknown
+        seen_train += group == "train"
+        people.append(Person(
+            index=index, name=name, group=group,
+            values={r: rng.choice(values[r]) for r in cfg.relations},
+            exposure=0 if unknown else _exposure(rng, cfg),
+        ))
+    return people
+
+
+def biography(rng: random.Random, person: Person) -> str:
+    """One fully augmented copy: each sentence re-templated, aliases varied, order shuffled."""
+    sentences = []
+    for relation, word in person.values.items():
+        spec = RELATIONS[relation]
+        value = rng.choice(answer_forms(relation, word))
+        sentences.append(rng.choice(spec["bio"]).format(name=person.name, v=value))
+    rng.shuffle(sentences)
+    return " ".join(sentences)
+
+
+def qa_items(people: list[Person]) -> list[QAItem]:
+    return [
+        QAItem(
+            id=f"toy-{p.group}-{p.index:05d}-{relation}",
+            dataset="toy",
+            question=question_for(relation, p.name),
+            answers=answer_forms(relation, word),
+            fact=Fact(subject=p.name, relation=relation),
+            split=p.group,
+        )
+        for p in people
+        for relation, word in p.values.items()
+    ]
+
+
+def generate_world(cfg: WorldConfig, seed: int) -> World:
+    """The whole world, deterministic in (cfg, seed)."""
+    rng = random.Random(seed)
+    people = _people(rng, cfg)
+    bios = [biography(rng, p) for p in people for _ in range(p.exposure)]
+    rng.shuffle(bios)
+    return World(people=tuple(people), items=tuple(qa_items(people)), biographies=tuple(bios))

@@ -1,0 +1,58 @@
+"""Shared fixtures: the real params.yaml shrunk to a micro world, and a tiny trained model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+MICRO = {
+    "world": {"n_instruction": 40, "n_rl_train": 16, "n_val": 8, "n_test": 16,
+              "values_per_relation": 12, "first_name_pool": 12, "last_name_pool": 12,
+              "exposure_max": 20},
+    "pretrain": {"steps": 40, "batch_size": 16, "n_layer": 2, "n_embd": 32, "n_head": 2,
+                 "warmup_steps": 5, "learning_rate": 3.0e-3},
+    "sampling": {"engine": "transformers", "n_samples": 8},
+    "grpo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
+             "save_steps": 2},
+    "analyze": {"pass_k": [1, 2, 4, 8], "bin_edges": [0, 1, 2, 4, 8]},
+}
+
+
+def micro_params_dict() -> dict:
+    """params.yaml with the MICRO overrides: same keys, tiny sizes."""
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in MICRO.items():
+        data[section].update(values)
+    return data
+
+
+@pytest.fixture
+def micro_params():
+    from recall.config import params_from_dict
+
+    return params_from_dict(micro_params_dict())
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A micro world and a GPT-2 pretrained on it for a few steps (seconds on CPU)."""
+    from recall.config import params_from_dict
+    from recall.pretraining import build_tokenizer, corpus_documents, pretrain
+    from recall.world import generate_world
+
+    params = params_from_dict(micro_params_dict())
+    world = generate_world(params.world, seed=0)
+    out = tmp_path_factory.mktemp("tiny_model")
+    tok = build_tokenizer([it.question for it in world.items]
+                          + [a for it in world.items for a in it.answers] + list(world.biographies))
+    docs = corpus_documents(world.biographies, [i for i in world.items if i.split == "instruct"],
+                            params.pretrain.qa_repeats, seed=0)
+    pretrain(params.pretrain, docs, tok, out, seed=0)
+    return out, world, params

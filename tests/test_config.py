@@ -1,0 +1,69 @@
+import dataclasses
+
+import pytest
+import yaml
+
+from recall.config import ConfigError, fingerprint, flat_dict, load_params, params_from_dict
+
+from conftest import ROOT, micro_params_dict
+
+
+def test_params_yaml_loads_typed_and_frozen():
+    params = load_params(ROOT / "params.yaml")
+    assert params.grpo.group_size == 5
+    assert isinstance(params.grpo.learning_rate, float)
+    assert params.analyze.bin_edges == (0, 1, 2, 4, 8, 16, 32, 64, 128)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        params.grpo.beta = 0.5
+
+
+def test_unknown_key_is_named_with_its_section():
+    data = micro_params_dict()
+    data["grpo"]["learning_rat"] = 1.0
+    with pytest.raises(ConfigError, match=r"unknown key 'grpo\.learning_rat'"):
+        params_from_dict(data)
+
+
+def test_unknown_section_is_an_error():
+    data = micro_params_dict()
+    data["gpro"] = {}
+    with pytest.raises(ConfigError, match="unknown key 'gpro'"):
+        params_from_dict(data)
+
+
+def test_wrong_type_names_key_and_expected_type():
+    data = micro_params_dict()
+    data["grpo"]["group_size"] = "five"
+    with pytest.raises(ConfigError, match=r"'grpo\.group_size' expects int, got 'five'"):
+        params_from_dict(data)
+
+
+def test_bad_literal_is_an_error():
+    data = micro_params_dict()
+    data["sampling"]["engine"] = "tgi"
+    with pytest.raises(ConfigError, match=r"sampling\.engine"):
+        params_from_dict(data)
+
+
+def test_missing_key_is_an_error():
+    data = micro_params_dict()
+    del data["grpo"]["beta"]
+    with pytest.raises(ConfigError, match=r"grpo\.beta"):
+        params_from_dict(data)
+
+
+def test_yaml_exponent_without_dot_is_a_float(tmp_path):
+    # PyYAML reads 1e-6 as a string; the config must still take it as the float it means.
+    data = micro_params_dict()
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data).replace("learning_rate: 3.0e-05", "learning_rate: 1e-6"))
+    assert load_params(path).grpo.learning_rate == pytest.approx(1e-6)
+
+
+def test_flat_dict_and_fingerprint():
+    params = params_from_dict(micro_params_dict())
+    flat = flat_dict(params)
+    assert flat["grpo.group_size"] == 4 and flat["world.relations"][0] == "birth_city"
+    other = dataclasses.replace(params.grpo, beta=0.5)
+    assert fingerprint(params.grpo) != fingerprint(other)
+    assert fingerprint(params.grpo) == fingerprint(dataclasses.replace(params.grpo))
