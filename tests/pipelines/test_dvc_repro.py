@@ -1,0 +1,103 @@
+"""End to end: `dvc repro` of the whole toy study on a micro config, in a temp copy of the repo."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from conftest import ROOT, micro_params_dict
+
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd, cwd, env):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout + proc.stderr
+
+
+def _stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("data/", "models/", "runs/", "metrics/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("DVC_EXP_NAME", None)
+    _run(["git", "init", "-q"], dest, env)
+    _run(["git", "add", "-A"], dest, env)
+    _run(["git", "commit", "-qm", "micro"], dest, env)
+    first = _run(["dvc", "repro"], dest, env)
+    return dest, env, first
+
+
+def test_repro_runs_every_stage_and_writes_metrics(repo):
+    dest, env, first = repo
+    assert set(_stages_run(first)) == {"world", "pretrain", "sample@base", "train@grpo",
+                                       "sample@grpo", "analyze"}
+    analysis = json.loads((dest / "metrics/analysis.json").read_text())
+    for model in ("base", "grpo"):
+        assert 0.0 <= analysis["accuracy"][model]["test"] <= 1.0
+        assert set(analysis["pass_at_k"][model]) == {"1", "2", "4", "8"}
+    assert set(analysis["repair_rate"]) == {"0", "1", "2", "3-4", "5-8"}
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
+    metrics = next(iter(shown.values()))["data"]
+    assert "metrics/analysis.json" in metrics and "metrics/train_grpo.json" in metrics
+    assert (dest / "reports/analysis.md").read_text().startswith("# recall: base vs grpo")
+
+
+def test_plots_render(repo):
+    dest, env, _ = repo
+    _run(["dvc", "plots", "show", "-o", "plots_html"], dest, env)
+    html = (dest / "plots_html/index.html").read_text()
+    assert "pass@k before and after" in html and "repair rate per accessibility bin" in html
+
+
+def test_second_repro_does_nothing(repo):
+    dest, env, _ = repo
+    assert _stages_run(_run(["dvc", "repro"], dest, env)) == []
+
+
+def test_grpo_param_change_reruns_only_training_and_after(repo):
+    dest, env, _ = repo
+    _run(["dvc", "exp", "run", "-S", "grpo.learning_rate=0.0001", "-n", "lr-up"], dest, env)
+    out = _run(["dvc", "exp", "show", "--json"], dest, env)
+    assert "lr-up" in out
+    stages = set(_stages_run(_run(["dvc", "repro", "-f", "--dry", "train@grpo", "--downstream"],
+                                  dest, env)))
+    assert stages == {"train@grpo", "sample@grpo", "analyze"}
+
+
+def test_mlflow_holds_parents_and_stage_runs(repo):
+    dest, env, _ = repo
+    mlflow.set_tracking_uri(f"sqlite:///{dest}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["recall-toy"], output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    stages = {r.data.tags.get("dvc.stage") for r in runs}
+    assert {"world", "pretrain", "sample@base", "train@grpo", "sample@grpo", "analyze"} <= stages
+    assert len(parents) == 2  # plain repro + the lr-up experiment
+    variant = next(p for p in parents if p.data.tags["recall.pipeline"] == "exp:lr-up")
+    assert variant.data.params["grpo.learning_rate"] == "0.0001"
+    assert "test_acc_grpo" in variant.data.metrics
+    train_run = next(r for r in runs if r.data.tags.get("dvc.stage") == "train@grpo")
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(train_run.info.run_id)}
+    assert "model" in artifacts

@@ -1,0 +1,65 @@
+import pytest
+
+from recall.analysis import accessibility_histogram, compare, report_markdown, write_plots
+from recall.config import params_from_dict
+from recall.contract import SampleRecord
+
+from conftest import micro_params_dict
+
+
+def _rec(i, split, scores):
+    return SampleRecord(i, split, "m", "direct", 1.0, tuple("x" for _ in scores), tuple(scores))
+
+
+@pytest.fixture
+def records():
+    base_greedy = [_rec("t1", "test", [0]), _rec("t2", "test", [0]), _rec("t3", "test", [1]),
+                   _rec("t4", "test", [0])]
+    after_greedy = [_rec("t1", "test", [1]), _rec("t2", "test", [0]), _rec("t3", "test", [1]),
+                    _rec("t4", "test", [1])]
+    base_samples = [_rec("t1", "test", [1, 0, 0, 0, 0, 0, 0, 0]),  # accessibility 1
+                    _rec("t2", "test", [0] * 8),                   # 0
+                    _rec("t3", "test", [1] * 8),                   # 8
+                    _rec("t4", "test", [1, 1, 1, 0, 0, 0, 0, 0]),  # 3
+                    _rec("r1", "train", [0] * 8)]
+    after_samples = [_rec("t1", "test", [1] * 8), _rec("t2", "test", [0] * 8),
+                     _rec("t3", "test", [1] * 8), _rec("t4", "test", [1] * 4 + [0] * 4),
+                     _rec("r1", "train", [1] + [0] * 7)]
+    return base_greedy, base_samples, after_greedy, after_samples
+
+
+def test_compare_hand_computed(records):
+    cfg = params_from_dict(micro_params_dict()).analyze
+    result = compare(*records, cfg)
+    assert result["accuracy"]["base"]["test"] == 0.25
+    assert result["accuracy"]["after"]["test"] == 0.75
+    assert result["accuracy"]["gain_rel"] == pytest.approx(2.0)
+    assert result["repair"]["1"] == {"wrong": 1, "repaired": 1, "rate": 1.0}
+    assert result["repair"]["0"] == {"wrong": 1, "repaired": 0, "rate": 0.0}
+    assert result["repair"]["3-4"] == {"wrong": 1, "repaired": 1, "rate": 1.0}
+    assert result["repair"]["5-8"]["rate"] is None
+    # pass@1 = mean share correct: base (1/8 + 0 + 1 + 3/8)/4
+    assert result["pass_at_k"]["base"][1] == pytest.approx((1 / 8 + 0 + 1 + 3 / 8) / 4)
+    assert result["pass_at_k"]["after"][8] == pytest.approx(0.75)
+    assert result["train_pass_at_k"]["after"][1] == pytest.approx(1 / 8)
+    assert accessibility_histogram(records[1], "test", cfg.bin_edges) == \
+        {"0": 1, "1": 1, "2": 0, "3-4": 1, "5-8": 1}
+
+
+def test_compare_refuses_mismatched_items(records):
+    cfg = params_from_dict(micro_params_dict()).analyze
+    base_greedy, base_samples, after_greedy, after_samples = records
+    with pytest.raises(ValueError, match="different test items"):
+        compare(base_greedy, base_samples, after_greedy[:2], after_samples, cfg)
+
+
+def test_plots_and_report_are_written(records, tmp_path):
+    cfg = params_from_dict(micro_params_dict()).analyze
+    result = compare(*records, cfg)
+    pngs = write_plots(result, "grpo", tmp_path)
+    assert sorted(p.name for p in pngs) == ["accessibility.png", "pass_at_k.png", "repair_rate.png"]
+    assert all(p.stat().st_size > 1000 for p in pngs)
+    assert (tmp_path / "pass_at_k.csv").read_text().splitlines()[0] == "k,base,grpo"
+    report = report_markdown(result, "grpo")
+    assert "| greedy accuracy (test) | 0.250 | 0.750 |" in report
+    assert "| 0 | 1 | 0 | 0.00 |" in report
