@@ -17,6 +17,7 @@ from typing import Iterator
 from recall.config import Params, fingerprint, flat_dict
 
 PIPELINE_TAG = "recall.pipeline"
+ROLE_TAG = "recall.role"  # "variant" on the parent, "stage" on its children
 
 
 def tracking_uri(params: Params) -> str:
@@ -49,13 +50,14 @@ def _experiment_id(mlflow, name: str) -> str:
 
 
 def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, commit: str) -> str:
-    found = mlflow.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'",
-                               output_format="list", max_results=1)
+    query = f"tags.`{PIPELINE_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'variant'"
+    found = mlflow.search_runs([experiment_id], filter_string=query, output_format="list",
+                               max_results=1)
     if found:
         return found[0].info.run_id
     client = mlflow.MlflowClient()
     run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME") or key,
-                            tags={PIPELINE_TAG: key, "git.commit": commit,
+                            tags={PIPELINE_TAG: key, ROLE_TAG: "variant", "git.commit": commit,
                                   "recall.profile": params.experiment.profile})
     for name, value in flat_dict(params).items():
         client.log_param(run.info.run_id, name, value)
@@ -73,7 +75,7 @@ def stage_run(params: Params, stage: str) -> Iterator[object]:
     experiment_id = _experiment_id(mlflow, params.experiment.name)
     key = pipeline_key(params, commit)
     parent = _parent_run_id(mlflow, experiment_id, key, params, commit)
-    tags = {"dvc.stage": stage, "git.commit": commit, PIPELINE_TAG: key,
+    tags = {"dvc.stage": stage, "git.commit": commit, PIPELINE_TAG: key, ROLE_TAG: "stage",
             "recall.experiment": params.experiment.name,
             "dvc.exp": os.environ.get("DVC_EXP_NAME", "")}
     with mlflow.start_run(experiment_id=experiment_id, run_name=stage, parent_run_id=parent,

@@ -11,7 +11,7 @@ def test_tokenizer_is_word_level_and_round_trips():
     assert len(ids) == 8
     assert tok.decode(ids) == "kora vex was born in tibra city ."
     assert tok.convert_ids_to_tokens(tok("unseenword")["input_ids"]) == ["[UNK]"]
-    prompt = DIRECT.render("where ?")
+    prompt = DIRECT.render("kora vex")  # the template's own words are always in the vocabulary
     assert tok.unk_token_id not in tok(prompt)["input_ids"]
 
 
