@@ -45,8 +45,8 @@ def main() -> None:
         Path("reports").mkdir(exist_ok=True)
         Path("reports/analysis.md").write_text(report_markdown(result, args.method))
 
-        headline = {f"test_acc_base": acc["base"]["test"], f"test_acc_{args.method}": acc["after"]["test"],
-                    "test_gain_abs": acc["gain_abs"],
+        headline = {"test_acc_base": acc["base"]["test"],
+                    f"test_acc_{args.method}": acc["after"]["test"], "test_gain_abs": acc["gain_abs"],
                     **{f"pass_at_{k}_{args.method}": v for k, v in result["pass_at_k"]["after"].items()},
                     **{f"pass_at_{k}_base": v for k, v in result["pass_at_k"]["base"].items()}}
         mlflow.log_metrics(headline)

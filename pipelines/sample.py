@@ -14,7 +14,9 @@ from recall.config import load_params
 from recall.contract import read_items, write_jsonl
 from recall.engines import make_engine
 from recall.judge import RuleJudge
-from recall.sampling import accuracy_by_split, greedy_settings, rollout_settings, sample_items
+from recall.prompts import DIRECT
+from recall.sampling import (accuracy_by_split, greedy_settings, rollout_settings,
+                             sample_items)
 from recall.tracking import stage_run
 
 
@@ -56,7 +58,8 @@ def main() -> None:
         }
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
-        mlflow.set_tag("engine", engine.name)
+        mlflow.set_tags({"engine": engine.name, "judge": judge.name,
+                         "prompt": f"{DIRECT.name}/{DIRECT.version}"})
         mlflow.log_metrics({f"greedy_acc_{s}": v for s, v in summary["greedy_accuracy"].items()})
         mlflow.log_metrics({f"sample_acc_{s}": v for s, v in summary["sample_accuracy"].items()})
         mlflow.log_metric("samples_per_second", summary["samples_per_second"])

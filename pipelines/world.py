@@ -24,7 +24,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(args.params)
 
-    with stage_run(params, "world") as run:
+    with stage_run(params, "world"):
         world = generate_world(params.world, seed=params.experiment.seed)
         args.out.mkdir(parents=True, exist_ok=True)
         write_jsonl(args.out / "items.jsonl", world.items)

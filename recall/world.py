@@ -105,7 +105,7 @@ def _people(rng: random.Random, cfg: WorldConfig) -> list[Person]:
     taken: set[str] = set()
     firsts, lasts = _words(rng, cfg.first_name_pool, taken), _words(rng, cfg.last_name_pool, taken)
     values = {r: _words(rng, cfg.values_per_relation, taken) for r in cfg.relations}
-    names = rng.sample([f"{f} {l}" for f in firsts for l in lasts], total)
+    names = rng.sample([f"{first} {last}" for first in firsts for last in lasts], total)
     groups = [g for g, n in sizes.items() for _ in range(n)]
     n_unknown = round(cfg.unknown_fraction * cfg.n_rl_train)
     people, seen_train = [], 0
