@@ -25,7 +25,7 @@ def bench(kind: str, model: str, items, settings, seed: int) -> dict:
     start = time.perf_counter()
     engine = make_engine(kind, model, seed=seed)
     loaded = time.perf_counter()
-    records = sample_items(engine, RuleJudge(), items, settings, model)
+    records, _ = sample_items(engine, RuleJudge(), items, settings, model)
     done = time.perf_counter()
     n = sum(len(r.completions) for r in records)
     return {"engine": kind, "startup_s": loaded - start, "sampling_s": done - loaded,

@@ -39,12 +39,12 @@ def main() -> None:
                              max_batch_sequences=cfg.max_batch_sequences)
         judge = RuleJudge()
         start = time.perf_counter()
-        greedy = sample_items(engine, judge, [it for it in items if it.split in cfg.greedy_splits],
-                              greedy_settings(params.rollout), args.model)
+        greedy_pool = [it for it in items if it.split in cfg.greedy_splits]
+        greedy, unjudged_greedy = sample_items(engine, judge, greedy_pool,
+                                               greedy_settings(params.rollout), args.model)
         pool = [it for it in items if it.split in cfg.sample_splits]
-        samples = sample_items(engine, judge, pool,
-                               rollout_settings(params.rollout, cfg.n_samples, params.experiment.seed),
-                               args.model)
+        settings = rollout_settings(params.rollout, cfg.n_samples, params.experiment.seed)
+        samples, unjudged_samples = sample_items(engine, judge, pool, settings, args.model)
         seconds = time.perf_counter() - start
         write_jsonl(out / "greedy.jsonl", greedy)
         write_jsonl(out / "samples.jsonl", samples)
@@ -55,6 +55,7 @@ def main() -> None:
             "engine": engine.name,
             "samples": n_samples,
             "samples_per_second": n_samples / seconds,
+            "unjudged": unjudged_greedy + unjudged_samples,
         }
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text(json.dumps(summary, indent=2) + "\n")

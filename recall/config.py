@@ -97,7 +97,39 @@ class GRPOConfig:
     micro_batch_prompts: int  # prompts per forward pass; gradient accumulation fills the step
     loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"]  # dapo: token-mean, as verl
     save_steps: int  # checkpoint interval in optimizer steps, for resuming
-    reward: Literal["exact_match"]
+    reward: Literal["judge", "exact_match"]  # judge: the `judge` section's backend (paper)
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """Who grades answers, for the reward, the evaluation and the analyses alike."""
+
+    backend: Literal["rule", "llm"]
+    base_url: str  # OpenAI-compatible server; empty: the stage serves `model` with vLLM itself
+    model: str  # model directory (served) or the server's model name
+    prompt: Literal["toy", "binary", "simpleqa"]
+    max_concurrency: int  # in-flight requests, global: split across training ranks
+    timeout_s: float  # per request
+    retries: int  # after the first try, with jittered exponential backoff
+    backoff_s: float
+    fast_path: bool  # an exact alias match is correct without asking the LLM
+    cache: str  # SQLite verdict cache shared by every process; empty: no cache
+    max_failure_rate: float  # GRPO stops when a larger share of a batch has no verdict
+
+
+@dataclass(frozen=True)
+class JudgeModelConfig:
+    """The toy judge: a tiny GPT-2 trained on labelled (question, gold, candidate) pairs."""
+
+    n_layer: int
+    n_embd: int
+    n_head: int
+    block_size: int  # prompt + verdict tokens; longer prompts keep their end
+    steps: int
+    batch_size: int
+    learning_rate: float
+    warmup_steps: int
+    negatives: int  # wrong same-relation answers per item, beside one near miss
 
 
 @dataclass(frozen=True)
@@ -121,6 +153,8 @@ class Params:
     rollout: RolloutConfig
     sampling: SamplingConfig
     grpo: GRPOConfig
+    judge: JudgeConfig
+    judge_model: JudgeModelConfig
     analyze: AnalyzeConfig
     tracking: TrackingConfig
 

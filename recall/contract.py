@@ -71,14 +71,11 @@ class Engine(Protocol):
 
 
 class Judge(Protocol):
-    """Grades candidates against gold answers: 1 correct, 0 wrong."""
+    """Grades a batch of recall.judge.JudgeRequest: one Verdict (1, 0 or None + reason) each."""
 
     name: str
 
-    def score(self, question: str, answers: Sequence[str], candidate: str) -> int: ...
-
-    def score_many(self, question: str, answers: Sequence[str],
-                   candidates: Sequence[str]) -> list[int]: ...
+    def judge(self, requests: Sequence) -> list: ...
 
 
 def _require(obj: dict, key: str, kind, where: str):

@@ -1,20 +1,42 @@
 """Judges: decide whether a candidate answer matches the gold answers.
 
-The rule judge is SQuAD-style normalised match against every alias. Evaluation, the
-sampling analyses and the GRPO reward all call `score`, so training and testing can
-never disagree about what counts as correct.
+One interface for every backend: a batch of `JudgeRequest` in, one `Verdict` per request
+out, with value 1 (correct), 0 (wrong) or None (no verdict: the reason says why).
+Evaluation, the sampling analyses and the GRPO reward all go through it, so training and
+testing can never disagree about what counts as correct.
+
+The rule judge is SQuAD-style normalised match against every alias. The LLM judge lives
+in `recall.llm_judge`.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from typing import Sequence
 
 from recall.prompts import clean_completion
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    question: str
+    answers: tuple[str, ...]
+    candidate: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    value: int | None  # 1 correct, 0 wrong, None no verdict
+    reason: str = ""
+
+
+class JudgeError(RuntimeError):
+    """The judge could not give verdicts (unreachable after retries): never a reward of 0."""
 
 
 def normalize_answer(text: str) -> str:
@@ -28,29 +50,33 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+def exact_match(answers: Sequence[str], candidate: str) -> bool:
+    """Normalised candidate equals a normalised alias (an empty candidate never matches)."""
+    got = normalize_answer(clean_completion(candidate))
+    return bool(got) and any(got == normalize_answer(a) for a in answers)
+
+
 class RuleJudge:
-    """Normalised exact match against any gold alias."""
+    """Normalised exact match against any gold alias: the paper's weaker reward ablation."""
 
     name = "rule"
 
-    def score(self, question: str, answers: Sequence[str], candidate: str) -> int:
-        got = normalize_answer(clean_completion(candidate))
-        return int(bool(got) and any(got == normalize_answer(a) for a in answers))
-
-    def score_many(self, question: str, answers: Sequence[str],
-                   candidates: Sequence[str]) -> list[int]:
-        # Samples of one question repeat heavily; judge each distinct string once.
-        cache: dict[str, int] = {}
-        for c in candidates:
-            if c not in cache:
-                cache[c] = self.score(question, answers, c)
-        return [cache[c] for c in candidates]
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        return [Verdict(int(exact_match(r.answers, r.candidate)), "exact_match") for r in requests]
 
 
-def reward_function(judge: RuleJudge):
-    """A TRL reward function: binary correctness of each completion against its item's aliases.
+def judge_candidates(judge, question: str, answers: Sequence[str],
+                     candidates: Sequence[str]) -> list[Verdict]:
+    """Verdicts for many candidates of one question."""
+    answers = tuple(answers)
+    return judge.judge([JudgeRequest(question, answers, c) for c in candidates])
 
-    TRL passes dataset columns as keyword lists aligned with `completions`.
+
+def reward_function(judge):
+    """A TRL reward function: binary correctness of each completion, from `judge`.
+
+    TRL passes dataset columns as keyword lists aligned with `completions`. A completion
+    the judge could not grade gets None, which TRL leaves out of the group baseline.
 
     >>> f = reward_function(RuleJudge())
     >>> f(prompts=["q", "q"], completions=[" paris", " rome"], question=["q", "q"],
@@ -59,8 +85,9 @@ def reward_function(judge: RuleJudge):
     """
 
     def correctness(prompts, completions, question, answers, **_):
-        return [float(judge.score(q, golds, c))
-                for q, golds, c in zip(question, answers, completions)]
+        verdicts = judge.judge([JudgeRequest(q, tuple(golds), c)
+                                for q, golds, c in zip(question, answers, completions)])
+        return [None if v.value is None else float(v.value) for v in verdicts]
 
     correctness.__name__ = f"{judge.name}_correctness"
     return correctness

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from recall.config import RolloutConfig
 from recall.contract import Engine, Judge, QAItem, SampleRecord, SamplingSettings
+from recall.judge import judge_candidates
 from recall.prompts import DIRECT
 
 
@@ -20,23 +21,29 @@ def greedy_settings(rollout: RolloutConfig) -> SamplingSettings:
 
 
 def sample_items(engine: Engine, judge: Judge, items: Sequence[QAItem],
-                 settings: SamplingSettings, model: str) -> list[SampleRecord]:
-    """One record per item: completions from `engine`, each scored 0/1 by `judge`."""
+                 settings: SamplingSettings, model: str) -> tuple[list[SampleRecord], int]:
+    """One record per item: completions from `engine`, each scored 0/1 by `judge`.
+
+    Returns the records and the number of completions the judge gave no verdict on
+    (an unparseable judge reply); those score 0, never 1, and the count is reported.
+    """
     completions = engine.generate([DIRECT.render(it.question) for it in items], settings)
     if len(completions) != len(items):
         raise RuntimeError(f"engine {engine.name} returned {len(completions)} results "
                            f"for {len(items)} prompts")
-    records = []
+    records, unjudged = [], 0
     for item, outs in zip(items, completions):
         if len(outs) != settings.n:
             raise RuntimeError(f"engine {engine.name} returned {len(outs)} completions "
                                f"for item {item.id}, expected {settings.n}")
-        scores = judge.score_many(item.question, item.answers, outs)
+        verdicts = judge_candidates(judge, item.question, item.answers, outs)
+        unjudged += sum(v.value is None for v in verdicts)
+        scores = [v.value or 0 for v in verdicts]
         records.append(SampleRecord(
             id=item.id, split=item.split, model=model, prompt_style=DIRECT.name,
             temperature=settings.temperature, completions=tuple(outs), scores=tuple(scores),
         ))
-    return records
+    return records, unjudged
 
 
 def accuracy_by_split(records: Sequence[SampleRecord]) -> dict[str, float]:

@@ -22,6 +22,7 @@ MICRO = {
     "grpo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
              "save_steps": 2},
     "analyze": {"pass_k": [1, 2, 4, 8], "bin_edges": [0, 1, 2, 4, 8]},
+    "judge_model": {"steps": 60, "batch_size": 32, "n_embd": 32, "n_head": 1},
 }
 
 
@@ -56,3 +57,32 @@ def tiny_model(tmp_path_factory):
                             params.pretrain.qa_repeats, seed=0)
     pretrain(params.pretrain, docs, tok, out, seed=0)
     return out, world, params
+
+
+@pytest.fixture(scope="session")
+def toy_judge(tmp_path_factory):
+    """A micro toy judge model directory (few steps: right format, not accurate)."""
+    import random
+
+    from recall.judge_training import judge_pairs, judge_tokenizer, train_judge
+    from recall.world import generate_world
+
+    from recall.config import params_from_dict
+
+    params = params_from_dict(micro_params_dict())
+    world = generate_world(params.world, seed=0)
+    out = tmp_path_factory.mktemp("toy_judge")
+    pairs = judge_pairs(list(world.items), random.Random(0), params.judge_model.negatives)
+    train_judge(params.judge_model, judge_tokenizer(world.items), pairs, out, seed=0)
+    return out, world, params
+
+
+@pytest.fixture(scope="session")
+def judge_server(toy_judge, tmp_path_factory):
+    """A real vLLM OpenAI-compatible server on CPU serving the micro toy judge."""
+    from recall.judge_server import serve_judge
+
+    model_dir, world, params = toy_judge
+    log = tmp_path_factory.mktemp("logs") / "judge_server.log"
+    with serve_judge(str(model_dir), log_path=log) as base_url:
+        yield base_url, str(model_dir), world, params

@@ -1,4 +1,8 @@
-from recall.judge import RuleJudge, normalize_answer, reward_function
+from recall.judge import JudgeRequest, RuleJudge, judge_candidates, normalize_answer, reward_function
+
+
+def _score(golds, candidate):
+    return RuleJudge().judge([JudgeRequest("q", tuple(golds), candidate)])[0].value
 
 
 def test_normalisation_squad_style():
@@ -7,19 +11,18 @@ def test_normalisation_squad_style():
 
 
 def test_rule_judge_accepts_any_alias_and_rejects_partial():
-    judge = RuleJudge()
     golds = ["zantrix corp", "zantrix", "zantrix corporation"]
-    assert judge.score("q", golds, "Zantrix Corporation") == 1
-    assert judge.score("q", golds, " zantrix .") == 1
-    assert judge.score("q", golds, "zantrix corp inc") == 0
-    assert judge.score("q", golds, "") == 0
-    assert judge.score("q", ["the"], "the") == 0  # normalises to empty: never a match
+    assert _score(golds, "Zantrix Corporation") == 1
+    assert _score(golds, " zantrix .") == 1
+    assert _score(golds, "zantrix corp inc") == 0
+    assert _score(golds, "") == 0
+    assert _score(["the"], "the") == 0  # normalises to empty: never a match
 
 
-def test_score_many_matches_score():
-    judge = RuleJudge()
-    cands = ["x", "y", "x", "z"]
-    assert judge.score_many("q", ["x"], cands) == [1, 0, 1, 0]
+def test_judge_candidates_keeps_order():
+    verdicts = judge_candidates(RuleJudge(), "q", ["x"], ["x", "y", "x", "z"])
+    assert [v.value for v in verdicts] == [1, 0, 1, 0]
+    assert {v.reason for v in verdicts} == {"exact_match"}
 
 
 def test_reward_function_is_the_judge():

@@ -1,0 +1,147 @@
+"""The toy judge: a tiny GPT-2 that reads (question, gold answers, candidate) and says 1 or 0.
+
+Pairs come from the world, where ground truth is known: every alias of the gold answer is
+correct; wrong answers are another value of the same relation (often a name-sharing
+person's, the policy's typical error), the right word in another relation's form (a near
+miss), and empty or truncated answers. Judge-train pairs use instruct and RL-train people;
+held-out pairs use val and test people, so agreement is measured on unseen questions.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from recall.contract import QAItem
+from recall.judge import JudgeRequest
+from recall.prompts import JUDGE_TOY
+from recall.world import RELATIONS, answer_forms
+
+TRAIN_GROUPS = ("instruct", "train")
+HELD_OUT_GROUPS = ("val", "test")
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    request: JudgeRequest
+    label: int
+    kind: str  # alias | other_value | other_form | empty
+
+
+def _core_word(item: QAItem) -> str:
+    # The canonical form of every relation contains the value word exactly once.
+    forms = RELATIONS[item.fact.relation]["forms"]
+    prefix, suffix = forms[0].split("{w}")
+    return item.answers[0][len(prefix):len(item.answers[0]) - len(suffix)]
+
+
+def judge_pairs(items: Sequence[QAItem], rng: random.Random, negatives: int = 3) -> list[LabelledPair]:
+    """Balanced labelled pairs for `items` (QA items of the toy world)."""
+    by_relation: dict[str, list[str]] = {}
+    for it in items:
+        by_relation.setdefault(it.fact.relation, []).append(_core_word(it))
+    pairs = []
+    for it in items:
+        rel, word = it.fact.relation, _core_word(it)
+        req = lambda cand: JudgeRequest(it.question, it.answers, cand)  # noqa: E731
+        for alias in it.answers:
+            pairs.append(LabelledPair(req(alias), 1, "alias"))
+        others = [w for w in set(by_relation[rel]) if w != word]
+        for _ in range(negatives):
+            other = rng.choice(others)
+            pairs.append(LabelledPair(req(rng.choice(answer_forms(rel, other))), 0, "other_value"))
+        wrong_forms = [f for r in RELATIONS if r != rel for f in answer_forms(r, word)
+                       if f not in it.answers]
+        pairs.append(LabelledPair(req(rng.choice(wrong_forms)), 0, "other_form"))
+        if rng.random() < 0.3:
+            pairs.append(LabelledPair(req(""), 0, "empty"))
+    rng.shuffle(pairs)
+    return pairs
+
+
+def judge_tokenizer(items: Sequence[QAItem]):
+    """The policy's word-level vocabulary plus the judge template and verdict words."""
+    from recall.pretraining import build_tokenizer
+
+    template = JUDGE_TOY.render("q", ("a",), "")  # renders "(empty)" for an empty candidate
+    return build_tokenizer([template, *JUDGE_TOY.choices, *(i.question for i in items),
+                            *(a for i in items for a in i.answers)])
+
+
+def pair_line(pair: LabelledPair) -> tuple[str, str]:
+    r = pair.request
+    return JUDGE_TOY.render(r.question, r.answers, r.candidate), str(pair.label)
+
+
+class _VerdictLines(torch.utils.data.Dataset):
+    """Prompt + verdict + EOS, left-padded to a fixed length; loss on the verdict and EOS only."""
+
+    def __init__(self, tokenizer, pairs: Sequence[LabelledPair], length: int):
+        self.rows = []
+        for pair in pairs:
+            prompt, verdict = pair_line(pair)
+            p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            v_ids = tokenizer(verdict, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            ids = (p_ids + v_ids)[-length:]
+            pad = length - len(ids)
+            labels = [-100] * (len(ids) - len(v_ids)) + v_ids
+            self.rows.append({
+                "input_ids": torch.tensor([tokenizer.pad_token_id] * pad + ids),
+                "attention_mask": torch.tensor([0] * pad + [1] * len(ids)),
+                "labels": torch.tensor([-100] * pad + labels),
+            })
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, seed: int) -> dict:
+    """Train the toy judge (cfg: a PretrainConfig-shaped section) and save a model directory."""
+    import tempfile
+
+    from transformers import Trainer, TrainingArguments
+
+    from recall.pretraining import new_model
+
+    model = new_model(cfg, tokenizer, seed)
+    data = _VerdictLines(tokenizer, pairs, cfg.block_size)
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=scratch, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
+            lr_scheduler_type="cosine", logging_steps=max(1, cfg.steps // 20), save_strategy="no",
+            report_to=[], use_cpu=True, seed=seed, data_seed=seed,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=data)
+        result = trainer.train()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {"pairs": len(pairs), "train_loss": float(result.training_loss)}
+
+
+def agreement(labels: Sequence[int], verdicts: Sequence[int | None]) -> dict:
+    """Agreement with reference labels; a missing verdict counts as disagreement.
+
+    false_positive_rate: share of wrong answers judged correct; false_negative_rate: share
+    of correct answers judged wrong (or not judged).
+    """
+    if len(labels) != len(verdicts) or not labels:
+        raise ValueError("agreement needs one verdict per label, and at least one")
+    pos = [v for l_, v in zip(labels, verdicts) if l_ == 1]
+    neg = [v for l_, v in zip(labels, verdicts) if l_ == 0]
+    return {
+        "n": len(labels),
+        "agreement": sum(l_ == v for l_, v in zip(labels, verdicts)) / len(labels),
+        "false_positive_rate": sum(v == 1 for v in neg) / len(neg) if neg else None,
+        "false_negative_rate": sum(v != 1 for v in pos) / len(pos) if pos else None,
+        "no_verdict": sum(v is None for v in verdicts),
+    }

@@ -1,0 +1,146 @@
+"""The LLM judge: an OpenAI-compatible completions API (a vLLM server), made cheap and strict.
+
+Per batch: the exact-match fast path answers what it can; the persistent cache answers what
+was judged before; identical candidates are sent once; the rest go out concurrently under a
+cap, each with a timeout and jittered retries. A reply is parsed against the prompt's exact
+choices; anything else is an unparseable verdict (None), counted and never read as correct.
+A server still unreachable after its retries raises `JudgeError` (evaluation) or yields
+None verdicts (`on_unreachable="none"`, the GRPO reward) - never a silent 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import Counter
+from typing import Sequence
+
+from recall.config import JudgeConfig
+from recall.judge import JudgeError, JudgeRequest, Verdict, exact_match
+from recall.prompts import JUDGE_PROMPTS
+from recall.verdict_cache import VerdictCache, verdict_key
+
+
+def per_rank_concurrency(global_cap: int, world_size: int | None = None) -> int:
+    """The global in-flight cap split evenly across training ranks (at least 1 each).
+
+    >>> per_rank_concurrency(32, 3)
+    10
+    """
+    world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+    return max(1, global_cap // max(1, world))
+
+
+class LLMJudge:
+    name = "llm"
+
+    def __init__(self, cfg: JudgeConfig, base_url: str, model: str,
+                 on_unreachable: str = "raise", world_size: int | None = None):
+        if on_unreachable not in ("raise", "none"):
+            raise ValueError(f"on_unreachable: expected 'raise' or 'none', got {on_unreachable!r}")
+        self.cfg, self.model, self.on_unreachable = cfg, model, on_unreachable
+        self.base_url = base_url.rstrip("/")
+        self.prompt = JUDGE_PROMPTS[cfg.prompt]
+        self.concurrency = per_rank_concurrency(cfg.max_concurrency, world_size)
+        self.cache = VerdictCache(cfg.cache) if cfg.cache else None
+        self.stats: Counter = Counter()  # requests, fast_path, cache_hits, calls, unparseable, ...
+        self.max_in_flight = 0
+
+    def _key(self, r: JudgeRequest) -> str:
+        return verdict_key(self.model, f"{self.prompt.name}/{self.prompt.version}", r.question,
+                           r.answers, r.candidate)
+
+    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
+        self.stats["requests"] += len(requests)
+        out: list[Verdict | None] = [None] * len(requests)
+        pending: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            if self.cfg.fast_path and exact_match(r.answers, r.candidate):
+                out[i] = Verdict(1, "fast_path")
+                self.stats["fast_path"] += 1
+            else:
+                pending.setdefault(self._key(r), []).append(i)
+        cached = self.cache.get_many(pending) if self.cache else {}
+        for key, value in cached.items():
+            hits = pending.pop(key)
+            self.stats["cache_hits"] += len(hits)
+            for i in hits:
+                out[i] = Verdict(value, "cache")
+        self.stats["deduplicated"] += sum(len(ix) - 1 for ix in pending.values())
+        keys = list(pending)
+        replies = asyncio.run(self._ask_all([requests[pending[k][0]] for k in keys]))
+        fresh = []
+        for key, reply in zip(keys, replies):
+            verdict = self._verdict(reply)
+            if verdict.value is not None:
+                fresh.append((key, verdict.value, reply))
+            for i in pending[key]:
+                out[i] = verdict
+        if self.cache:
+            self.cache.put_many(fresh)
+        return out  # type: ignore[return-value]
+
+    def _verdict(self, reply) -> Verdict:
+        if isinstance(reply, Exception):
+            self.stats["unreachable"] += 1
+            return Verdict(None, f"unreachable: {reply}")
+        value = self.prompt.parse(reply)
+        if value is None:
+            self.stats["unparseable"] += 1
+            return Verdict(None, f"unparseable reply {reply!r}")
+        return Verdict(value, "llm")
+
+    async def _ask_all(self, requests: list[JudgeRequest]) -> list:
+        if not requests:
+            return []
+        import httpx
+
+        limit = asyncio.Semaphore(self.concurrency)
+        in_flight = 0
+
+        async def one(client, r: JudgeRequest):
+            nonlocal in_flight
+            async with limit:
+                in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, in_flight)
+                try:
+                    return await self._ask(client, r)
+                finally:
+                    in_flight -= 1
+
+        async with httpx.AsyncClient(timeout=self.cfg.timeout_s) as client:
+            replies = await asyncio.gather(*(one(client, r) for r in requests))
+        failures = [r for r in replies if isinstance(r, Exception)]
+        if failures and self.on_unreachable == "raise":
+            raise JudgeError(f"LLM judge at {self.base_url} failed {len(failures)} of "
+                             f"{len(replies)} requests after {self.cfg.retries} retries; "
+                             f"last error: {failures[-1]}")
+        return replies
+
+    async def _ask(self, client, r: JudgeRequest):
+        """One completion with retries; returns the reply text or the last exception."""
+        import httpx
+
+        body = {"model": self.model, "prompt": self.prompt.render(r.question, r.answers,
+                                                                  r.candidate),
+                "max_tokens": 4, "temperature": 0.0,
+                # Constrained to the prompt's choices where the server supports it (vLLM).
+                "structured_outputs": {"choice": list(self.prompt.choices)}}
+        error: Exception | None = None
+        for attempt in range(self.cfg.retries + 1):
+            if attempt:
+                delay = self.cfg.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                self.stats["retries"] += 1
+                await asyncio.sleep(delay)
+            try:
+                self.stats["calls"] += 1
+                resp = await client.post(f"{self.base_url}/v1/completions", json=body)
+                if resp.status_code >= 500 or resp.status_code == 429:
+                    error = JudgeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+                    continue
+                resp.raise_for_status()  # a 4xx is our bug: no retry
+                return resp.json()["choices"][0]["text"]
+            except (httpx.TransportError, httpx.TimeoutException) as err:
+                error = JudgeError(f"{type(err).__name__}: {err}")
+        return error
