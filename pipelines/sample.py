@@ -13,7 +13,7 @@ from pathlib import Path
 from recall.config import load_params
 from recall.contract import read_items, write_jsonl
 from recall.engines import make_engine
-from recall.judge import RuleJudge
+from recall.judge_server import open_judge
 from recall.prompts import DIRECT
 from recall.sampling import (accuracy_by_split, greedy_settings, rollout_settings,
                              sample_items)
@@ -31,13 +31,13 @@ def main() -> None:
     model_dir, out = Path("models") / args.model, Path("runs") / args.model
     metrics_path = Path("metrics") / f"sample_{args.model}.json"
 
-    with stage_run(params, f"sample@{args.model}"):
+    # Evaluation: an unreachable LLM judge is an error here, never a score of 0.
+    with stage_run(params, f"sample@{args.model}"), open_judge(params.judge) as judge:
         import mlflow
 
         items = read_items(args.items)
         engine = make_engine(cfg.engine, str(model_dir), seed=params.experiment.seed,
                              max_batch_sequences=cfg.max_batch_sequences)
-        judge = RuleJudge()
         start = time.perf_counter()
         greedy_pool = [it for it in items if it.split in cfg.greedy_splits]
         greedy, unjudged_greedy = sample_items(engine, judge, greedy_pool,

@@ -7,12 +7,14 @@ Resumes from checkpoints/grpo when a checkpoint of the same settings exists.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import read_items
 from recall.judge import RuleJudge
+from recall.judge_server import open_judge
 from recall.training import train_grpo
 from recall.tracking import stage_run
 
@@ -31,8 +33,14 @@ def main() -> None:
         import mlflow
 
         train = [it for it in read_items(args.items) if it.split == "train"]
-        result = train_grpo(args.base, train, RuleJudge(), params.grpo, params.rollout,
-                            args.checkpoints, args.out, seed=params.experiment.seed)
+        # exact_match is the paper's reward ablation; judge uses the `judge` section's backend.
+        judge_ctx = (open_judge(params.judge, on_unreachable="none")
+                     if params.grpo.reward == "judge" else contextlib.nullcontext(RuleJudge()))
+        with judge_ctx as judge:
+            result = train_grpo(args.base, train, judge, params.grpo, params.rollout,
+                                args.checkpoints, args.out, seed=params.experiment.seed,
+                                max_failure_rate=params.judge.max_failure_rate)
+        mlflow.set_tag("reward", f"{params.grpo.reward}:{judge.name}")
         steps = [h for h in result["log_history"] if "reward" in h]
         rows = ["step,reward,kl"] + [f"{h['step']},{h['reward']},{h.get('kl', '')}" for h in steps]
         Path("plots").mkdir(exist_ok=True)
@@ -42,6 +50,8 @@ def main() -> None:
             "first_reward": steps[0]["reward"] if steps else None,
             "last_reward": steps[-1]["reward"] if steps else None,
             "resumed": result["resumed_from"] is not None,
+            "unjudged_completions": result["unjudged"],
+            "judged_completions": result["judged"],
         }
         Path("metrics").mkdir(exist_ok=True)
         Path("metrics/train_grpo.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -72,11 +72,13 @@ def judge_candidates(judge, question: str, answers: Sequence[str],
     return judge.judge([JudgeRequest(question, answers, c) for c in candidates])
 
 
-def reward_function(judge):
+def reward_function(judge, max_failure_rate: float = 0.0):
     """A TRL reward function: binary correctness of each completion, from `judge`.
 
     TRL passes dataset columns as keyword lists aligned with `completions`. A completion
-    the judge could not grade gets None, which TRL leaves out of the group baseline.
+    the judge could not grade gets None, which TRL leaves out of the group baseline; the
+    count is kept in `.unjudged`, and a batch with a larger share than `max_failure_rate`
+    stops training with JudgeError.
 
     >>> f = reward_function(RuleJudge())
     >>> f(prompts=["q", "q"], completions=[" paris", " rome"], question=["q", "q"],
@@ -87,7 +89,15 @@ def reward_function(judge):
     def correctness(prompts, completions, question, answers, **_):
         verdicts = judge.judge([JudgeRequest(q, tuple(golds), c)
                                 for q, golds, c in zip(question, answers, completions)])
+        missing = [v for v in verdicts if v.value is None]
+        correctness.unjudged += len(missing)
+        correctness.judged += len(verdicts)
+        if verdicts and len(missing) / len(verdicts) > max_failure_rate:
+            raise JudgeError(f"{len(missing)} of {len(verdicts)} completions got no verdict "
+                             f"(> judge.max_failure_rate {max_failure_rate}); "
+                             f"first reason: {missing[0].reason}")
         return [None if v.value is None else float(v.value) for v in verdicts]
 
     correctness.__name__ = f"{judge.name}_correctness"
+    correctness.unjudged = correctness.judged = 0
     return correctness

@@ -67,7 +67,8 @@ def judge_tokenizer(items: Sequence[QAItem]):
     """The policy's word-level vocabulary plus the judge template and verdict words."""
     from recall.pretraining import build_tokenizer
 
-    template = JUDGE_TOY.render("q", ("a",), "")  # renders "(empty)" for an empty candidate
+    # Two golds for the separator, and an empty candidate for its "(empty)" placeholder.
+    template = JUDGE_TOY.render("q", ("a", "b"), "")
     return build_tokenizer([template, *JUDGE_TOY.choices, *(i.question for i in items),
                             *(a for i in items for a in i.answers)])
 
@@ -78,17 +79,24 @@ def pair_line(pair: LabelledPair) -> tuple[str, str]:
 
 
 class _VerdictLines(torch.utils.data.Dataset):
-    """Prompt + verdict + EOS, left-padded to a fixed length; loss on the verdict and EOS only."""
+    """Judge lines, left-padded to a fixed length.
+
+    The loss covers the candidate, the verdict and EOS, not the question or the gold list:
+    predicting a correct candidate from the gold list trains the copy circuit that the
+    verdict then reads (the verdict loss alone stays at chance for thousands of steps).
+    """
 
     def __init__(self, tokenizer, pairs: Sequence[LabelledPair], length: int):
         self.rows = []
         for pair in pairs:
             prompt, verdict = pair_line(pair)
-            p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            v_ids = tokenizer(verdict, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            ids = (p_ids + v_ids)[-length:]
+            head, tail = prompt.split(" candidate : ", 1)
+            head_ids = tokenizer(head + " candidate :", add_special_tokens=False)["input_ids"]
+            tail_ids = tokenizer(f"{tail} {verdict}", add_special_tokens=False)["input_ids"]
+            tail_ids.append(tokenizer.eos_token_id)
+            ids = (head_ids + tail_ids)[-length:]
+            labels = ([-100] * len(head_ids) + tail_ids)[-length:]
             pad = length - len(ids)
-            labels = [-100] * (len(ids) - len(v_ids)) + v_ids
             self.rows.append({
                 "input_ids": torch.tensor([tokenizer.pad_token_id] * pad + ids),
                 "attention_mask": torch.tensor([0] * pad + [1] * len(ids)),

@@ -36,7 +36,8 @@ class LLMJudge:
     name = "llm"
 
     def __init__(self, cfg: JudgeConfig, base_url: str, model: str,
-                 on_unreachable: str = "raise", world_size: int | None = None):
+                 on_unreachable: str = "raise", world_size: int | None = None,
+                 dedup: bool = True):
         if on_unreachable not in ("raise", "none"):
             raise ValueError(f"on_unreachable: expected 'raise' or 'none', got {on_unreachable!r}")
         self.cfg, self.model, self.on_unreachable = cfg, model, on_unreachable
@@ -46,6 +47,9 @@ class LLMJudge:
         self.cache = VerdictCache(cfg.cache) if cfg.cache else None
         self.stats: Counter = Counter()  # requests, fast_path, cache_hits, calls, unparseable, ...
         self.max_in_flight = 0
+        self.dedup = dedup  # off only to measure what dedup saves
+        if not dedup and self.cache:
+            raise ValueError("dedup=False is for measuring the uncached cost; set judge.cache ''")
 
     def _key(self, r: JudgeRequest) -> str:
         return verdict_key(self.model, f"{self.prompt.name}/{self.prompt.version}", r.question,
@@ -60,7 +64,8 @@ class LLMJudge:
                 out[i] = Verdict(1, "fast_path")
                 self.stats["fast_path"] += 1
             else:
-                pending.setdefault(self._key(r), []).append(i)
+                pending.setdefault(self._key(r) if self.dedup else f"{self._key(r)}#{i}",
+                                   []).append(i)
         cached = self.cache.get_many(pending) if self.cache else {}
         for key, value in cached.items():
             hits = pending.pop(key)

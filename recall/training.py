@@ -92,10 +92,11 @@ def _resume_point(output_dir: Path, stamp: str) -> str | None:
 
 def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPOConfig,
                rollout: RolloutConfig, checkpoint_dir: Path, out_dir: Path, seed: int,
-               report_to: Sequence[str] = ("mlflow",)) -> dict:
+               report_to: Sequence[str] = ("mlflow",), max_failure_rate: float = 0.0) -> dict:
     """Run GRPO from `model_dir` on `items`; resume from `checkpoint_dir` when possible.
 
-    Saves the final policy (model + tokenizer) to `out_dir` and returns the log history.
+    Saves the final policy (model + tokenizer) to `out_dir`; returns the log history and
+    how many completions the judge could not grade.
     """
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
@@ -103,9 +104,10 @@ def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPO
     stamp = fingerprint(cfg, rollout) + f"-seed{seed}-{_model_stamp(model_dir)}"
     resume = _resume_point(checkpoint_dir, stamp)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    reward = reward_function(judge, max_failure_rate)
     trainer = GRPOTrainer(
         model=str(model_dir),
-        reward_funcs=[reward_function(judge)],
+        reward_funcs=[reward],
         args=grpo_arguments(cfg, rollout, checkpoint_dir, seed, report_to),
         train_dataset=rl_dataset(items),
         processing_class=tokenizer,
@@ -114,7 +116,8 @@ def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPO
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(out_dir)
     return {"resumed_from": resume, "log_history": trainer.state.log_history,
-            "global_step": trainer.state.global_step}
+            "global_step": trainer.state.global_step, "unjudged": reward.unjudged,
+            "judged": reward.judged}
 
 
 def _model_stamp(model_dir: Path) -> str:

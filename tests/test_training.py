@@ -56,3 +56,43 @@ def test_rerun_resumes_and_changed_settings_restart(grpo_run):
     fresh = train_grpo(model_dir, train, RuleJudge(), changed, params.rollout, ckpt, out,
                        seed=0, report_to=())
     assert fresh["resumed_from"] is None
+
+
+def _llm_judge(params, base_url, model, tmp_path, **kw):
+    from recall.llm_judge import LLMJudge
+
+    cfg = dataclasses.replace(params.judge, backend="llm", prompt="toy", cache="", **kw)
+    return LLMJudge(cfg, base_url, model, on_unreachable="none")
+
+
+@pytest.mark.slow
+def test_grpo_with_served_llm_judge_reward(tiny_model, judge_server, tmp_path):
+    model_dir, world, params = tiny_model
+    base_url, judge_model, *_ = judge_server
+    train = [i for i in world.items if i.split == "train"][:16]
+    judge = _llm_judge(params, base_url, judge_model, tmp_path)
+    result = train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck",
+                        tmp_path / "out", seed=0, report_to=())
+    assert result["global_step"] == 2
+    assert result["judged"] == 16 * params.grpo.group_size and result["unjudged"] == 0
+    assert judge.stats["requests"] == result["judged"]
+    rewards = [h["reward"] for h in result["log_history"] if "reward" in h]
+    assert all(0.0 <= r <= 1.0 for r in rewards)
+
+
+def test_grpo_unreachable_judge_gives_none_rewards_then_stops(tiny_model, tmp_path):
+    from recall.judge import JudgeError
+
+    model_dir, world, params = tiny_model
+    train = [i for i in world.items if i.split == "train"][:8]
+    dead = dict(retries=0, timeout_s=1, fast_path=False)
+    # Tolerated: every completion gets None, is left out of the group baseline, is counted.
+    judge = _llm_judge(params, "http://127.0.0.1:9", "m", tmp_path, **dead)
+    result = train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck",
+                        tmp_path / "out", seed=0, report_to=(), max_failure_rate=1.0)
+    assert result["unjudged"] == result["judged"] == 8 * params.grpo.group_size
+    # Above the configured failure rate, training stops with the reason.
+    judge = _llm_judge(params, "http://127.0.0.1:9", "m", tmp_path, **dead)
+    with pytest.raises(JudgeError, match="got no verdict.*max_failure_rate 0.05.*unreachable"):
+        train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck2",
+                   tmp_path / "out2", seed=0, report_to=(), max_failure_rate=0.05)

@@ -1,0 +1,43 @@
+import random
+from collections import Counter
+
+import pytest
+
+from recall.judge import exact_match
+from recall.judge_training import _VerdictLines, agreement, judge_pairs, judge_tokenizer, pair_line
+from recall.prompts import JUDGE_TOY
+
+
+def test_pairs_are_labelled_by_ground_truth(tiny_model):
+    _, world, _ = tiny_model
+    items = [i for i in world.items if i.split == "test"]
+    pairs = judge_pairs(items, random.Random(0), negatives=3)
+    kinds = Counter((p.kind, p.label) for p in pairs)
+    assert kinds[("alias", 1)] == sum(len(i.answers) for i in items)
+    assert kinds[("other_value", 0)] == 3 * len(items)
+    assert kinds[("other_form", 0)] == len(items)
+    # In the toy world the alias list is complete, so exact match is the ground truth.
+    for p in pairs:
+        assert exact_match(p.request.answers, p.request.candidate) == bool(p.label), p
+
+
+def test_training_lines_put_loss_on_candidate_and_verdict_only(tiny_model):
+    _, world, _ = tiny_model
+    tok = judge_tokenizer(world.items)
+    pair = next(p for p in judge_pairs(list(world.items[:40]), random.Random(0))
+                if p.request.candidate)
+    row = _VerdictLines(tok, [pair], length=48)[0]
+    prompt, verdict = pair_line(pair)
+    assert prompt.startswith("question :") and verdict in JUDGE_TOY.choices
+    learned = tok.decode([t for t in row["labels"].tolist() if t != -100],
+                         skip_special_tokens=True)
+    assert learned == f"{pair.request.candidate} verdict : {verdict}"
+    assert tok.unk_token_id not in row["input_ids"].tolist()
+
+
+def test_agreement_hand_computed():
+    scores = agreement([1, 1, 0, 0, 0], [1, None, 1, 0, 0])
+    assert scores["agreement"] == pytest.approx(3 / 5)
+    assert scores["false_positive_rate"] == pytest.approx(1 / 3)
+    assert scores["false_negative_rate"] == pytest.approx(1 / 2)
+    assert scores["no_verdict"] == 1
