@@ -1,0 +1,64 @@
+"""Judge reliability (the paper's Appendix D): agreement with reference labels, split by group.
+
+For the toy world the reference is ground truth: its alias lists are complete, so an
+answer is correct exactly when it normalises to an alias. For real data the reference is a
+labelled sample file: JSON lines of {"question", "answers", "candidate", "label": 0|1}.
+Groups are e.g. pre-RL (base model samples) and post-RL (trained model samples).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from recall.contract import ContractError, QAItem, SampleRecord
+from recall.judge import JudgeRequest, exact_match, normalize_answer
+from recall.judge_training import agreement
+
+
+def labelled_from_samples(records: Sequence[SampleRecord], items: Mapping[str, QAItem],
+                          split: str = "test") -> list[tuple[JudgeRequest, int]]:
+    """Distinct (item, normalised answer) pairs of `split`, labelled by ground truth."""
+    seen, out = set(), []
+    for r in records:
+        if r.split != split:
+            continue
+        item = items[r.id]
+        for c in r.completions:
+            key = (r.id, normalize_answer(c))
+            if key not in seen:
+                seen.add(key)
+                out.append((JudgeRequest(item.question, item.answers, c),
+                            int(exact_match(item.answers, c))))
+    return out
+
+
+def read_labelled(path: str | Path) -> list[tuple[JudgeRequest, int]]:
+    """A labelled sample file; a bad line is an error naming the file, the line and the field."""
+    out = []
+    for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ContractError(f"{where}: not valid JSON ({err.msg})") from err
+        for key, kind in (("question", str), ("answers", list), ("candidate", str), ("label", int)):
+            if not isinstance(row.get(key), kind):
+                raise ContractError(f"{where}: field '{key}' must be {kind.__name__}")
+        if row["label"] not in (0, 1):
+            raise ContractError(f"{where}: field 'label' must be 0 or 1, got {row['label']!r}")
+        out.append((JudgeRequest(row["question"], tuple(row["answers"]), row["candidate"]),
+                    row["label"]))
+    return out
+
+
+def reliability(judge, groups: Mapping[str, Sequence[tuple[JudgeRequest, int]]]) -> dict:
+    """Agreement, false positive and false negative rates of `judge` per group."""
+    report = {}
+    for name, pairs in groups.items():
+        verdicts = judge.judge([req for req, _ in pairs])
+        report[name] = agreement([label for _, label in pairs], [v.value for v in verdicts])
+    return report
