@@ -48,7 +48,7 @@ class LLMJudge:
         self.stats: Counter = Counter()  # requests, fast_path, cache_hits, calls, unparseable, ...
         self.max_in_flight = 0
         self.dedup = dedup  # off only to measure what dedup saves
-        if not dedup and self.cache:
+        if not dedup and self.cache is not None:
             raise ValueError("dedup=False is for measuring the uncached cost; set judge.cache ''")
 
     def _key(self, r: JudgeRequest) -> str:
@@ -66,7 +66,7 @@ class LLMJudge:
             else:
                 pending.setdefault(self._key(r) if self.dedup else f"{self._key(r)}#{i}",
                                    []).append(i)
-        cached = self.cache.get_many(pending) if self.cache else {}
+        cached = self.cache.get_many(pending) if self.cache is not None else {}
         for key, value in cached.items():
             hits = pending.pop(key)
             self.stats["cache_hits"] += len(hits)
@@ -82,13 +82,12 @@ class LLMJudge:
                 fresh.append((key, verdict.value, reply))
             for i in pending[key]:
                 out[i] = verdict
-        if self.cache:
+        if self.cache is not None:
             self.cache.put_many(fresh)
         return out  # type: ignore[return-value]
 
     def _verdict(self, reply) -> Verdict:
-        if isinstance(reply, Exception):
-            self.stats["unreachable"] += 1
+        if isinstance(reply, Exception):  # counted in _ask_all
             return Verdict(None, f"unreachable: {reply}")
         value = self.prompt.parse(reply)
         if value is None:
@@ -117,6 +116,7 @@ class LLMJudge:
         async with httpx.AsyncClient(timeout=self.cfg.timeout_s) as client:
             replies = await asyncio.gather(*(one(client, r) for r in requests))
         failures = [r for r in replies if isinstance(r, Exception)]
+        self.stats["unreachable"] += len(failures)
         if failures and self.on_unreachable == "raise":
             raise JudgeError(f"LLM judge at {self.base_url} failed {len(failures)} of "
                              f"{len(replies)} requests after {self.cfg.retries} retries; "

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 def _cfg(params, tmp_path, **kw):
-    return dataclasses.replace(params.judge, backend="llm", prompt="toy",
-                               cache=str(tmp_path / "verdicts.sqlite"), **kw)
+    kw.setdefault("cache", str(tmp_path / "verdicts.sqlite"))
+    return dataclasses.replace(params.judge, backend="llm", prompt="toy", **kw)
 
 
 def _requests(world, n):
