@@ -53,9 +53,9 @@ def main() -> None:
         saver = LLMJudge(cfg, base_url, args.judge)
         seconds = judge_all(saver, records, items)
         rows.append(("fast path + dedup + cache (cold)", n, dict(saver.stats), seconds))
-        calls_before = saver.stats["calls"]
+        before = dict(saver.stats)
         seconds = judge_all(saver, records, items)
-        warm = dict(saver.stats, calls=saver.stats["calls"] - calls_before)
+        warm = {k: v - before.get(k, 0) for k, v in saver.stats.items()}
         rows.append(("same, second pass (cache warm)", n, warm, seconds))
         plain_cfg = dataclasses.replace(cfg, cache="", fast_path=False)
         plain = LLMJudge(plain_cfg, base_url, args.judge, dedup=False)
