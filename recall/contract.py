@@ -147,7 +147,8 @@ def record_from_dict(obj: dict, where: str) -> SampleRecord:
     )
 
 
-def _read_jsonl(path: Path, parse) -> Iterator:
+def read_jsonl(path: str | Path, parse) -> Iterator:
+    """Parse each non-empty line with `parse(obj, where)`; `where` is 'file:line' for errors."""
     with Path(path).open() as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -163,11 +164,11 @@ def _read_jsonl(path: Path, parse) -> Iterator:
 
 
 def read_items(path: str | Path) -> list[QAItem]:
-    return list(_read_jsonl(Path(path), item_from_dict))
+    return list(read_jsonl(path, item_from_dict))
 
 
 def read_records(path: str | Path) -> list[SampleRecord]:
-    return list(_read_jsonl(Path(path), record_from_dict))
+    return list(read_jsonl(path, record_from_dict))
 
 
 def write_jsonl(path: str | Path, rows: Iterable) -> int:

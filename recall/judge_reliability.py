@@ -8,11 +8,10 @@ Groups are e.g. pre-RL (base model samples) and post-RL (trained model samples).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from recall.contract import ContractError, QAItem, SampleRecord
+from recall.contract import ContractError, QAItem, SampleRecord, read_jsonl
 from recall.judge import JudgeRequest, exact_match, normalize_answer
 from recall.judge_training import agreement
 
@@ -34,25 +33,18 @@ def labelled_from_samples(records: Sequence[SampleRecord], items: Mapping[str, Q
     return out
 
 
+def _labelled_from_dict(row: dict, where: str) -> tuple[JudgeRequest, int]:
+    for key, kind in (("question", str), ("answers", list), ("candidate", str), ("label", int)):
+        if not isinstance(row.get(key), kind):
+            raise ContractError(f"{where}: field '{key}' must be {kind.__name__}, got {row.get(key)!r}")
+    if row["label"] not in (0, 1):
+        raise ContractError(f"{where}: field 'label' must be 0 or 1, got {row['label']!r}")
+    return JudgeRequest(row["question"], tuple(row["answers"]), row["candidate"]), row["label"]
+
+
 def read_labelled(path: str | Path) -> list[tuple[JudgeRequest, int]]:
     """A labelled sample file; a bad line is an error naming the file, the line and the field."""
-    out = []
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ContractError(f"{where}: not valid JSON ({err.msg})") from err
-        for key, kind in (("question", str), ("answers", list), ("candidate", str), ("label", int)):
-            if not isinstance(row.get(key), kind):
-                raise ContractError(f"{where}: field '{key}' must be {kind.__name__}")
-        if row["label"] not in (0, 1):
-            raise ContractError(f"{where}: field 'label' must be 0 or 1, got {row['label']!r}")
-        out.append((JudgeRequest(row["question"], tuple(row["answers"]), row["candidate"]),
-                    row["label"]))
-    return out
+    return list(read_jsonl(path, _labelled_from_dict))
 
 
 def reliability(judge, groups: Mapping[str, Sequence[tuple[JudgeRequest, int]]]) -> dict:
