@@ -171,7 +171,14 @@ def _to_float(value):
     return value
 
 
-_DACITE = dacite.Config(strict=True, check_types=True, type_hooks={float: _to_float}, cast=[tuple])
+def _to_tuple(value):
+    # YAML lists become tuples (frozen configs); anything else is left for the type check,
+    # so `relations: birth_city` is an error rather than a tuple of characters.
+    return tuple(value) if isinstance(value, list) else value
+
+
+_DACITE = dacite.Config(strict=True, check_types=True, type_hooks={
+    float: _to_float, tuple[str, ...]: _to_tuple, tuple[int, ...]: _to_tuple})
 
 
 def params_from_dict(data: dict, source: str = "params") -> Params:

@@ -67,3 +67,10 @@ def test_flat_dict_and_fingerprint():
     other = dataclasses.replace(params.grpo, beta=0.5)
     assert fingerprint(params.grpo) != fingerprint(other)
     assert fingerprint(params.grpo) == fingerprint(dataclasses.replace(params.grpo))
+
+
+def test_scalar_where_a_list_is_expected_is_an_error():
+    data = micro_params_dict()
+    data["world"]["relations"] = "birth_city"
+    with pytest.raises(ConfigError, match=r"'world\.relations' expects"):
+        params_from_dict(data)
