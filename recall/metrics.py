@@ -8,8 +8,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 
-def accuracy(correct: Sequence[int | bool]) -> float:
-    """Share of 1s. `correct`: one 0/1 per item (greedy). Empty input is an error, not 0."""
+def accuracy(correct: Sequence[float]) -> float:
+    """Mean correctness. `correct`: one 0/1 per item (greedy), or each item's share of
+    correct samples (then the result is pass@1). Empty input is an error, not 0."""
     if len(correct) == 0:
         raise ValueError("accuracy of zero items is undefined")
     return float(np.mean(np.asarray(correct, dtype=float)))

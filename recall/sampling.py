@@ -7,6 +7,7 @@ from typing import Sequence
 from recall.config import RolloutConfig
 from recall.contract import Engine, Judge, QAItem, SampleRecord, SamplingSettings
 from recall.judge import judge_candidates
+from recall.metrics import accuracy
 from recall.prompts import DIRECT
 
 
@@ -54,4 +55,4 @@ def accuracy_by_split(records: Sequence[SampleRecord]) -> dict[str, float]:
     by_split: dict[str, list[float]] = {}
     for r in records:
         by_split.setdefault(r.split, []).append(sum(r.scores) / len(r.scores))
-    return {split: sum(v) / len(v) for split, v in sorted(by_split.items())}
+    return {split: accuracy(v) for split, v in sorted(by_split.items())}
