@@ -92,16 +92,20 @@ def _resume_point(output_dir: Path, stamp: str) -> str | None:
 
 def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPOConfig,
                rollout: RolloutConfig, checkpoint_dir: Path, out_dir: Path, seed: int,
-               report_to: Sequence[str] = ("mlflow",), max_failure_rate: float = 0.0) -> dict:
+               report_to: Sequence[str] = ("mlflow",), max_failure_rate: float = 0.0,
+               callbacks: Sequence = ()) -> dict:
     """Run GRPO from `model_dir` on `items`; resume from `checkpoint_dir` when possible.
 
-    Saves the final policy (model + tokenizer) to `out_dir`; returns the log history and
-    how many completions the judge could not grade.
+    Checkpoints exist to survive a crash or a kill: an interrupted run with the same
+    settings resumes; a finished run clears them, so a rerun (e.g. after a code change)
+    trains afresh. Saves the final policy (model + tokenizer) to `out_dir`; returns the
+    log history and how many completions the judge could not grade.
     """
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
-    stamp = fingerprint(cfg, rollout) + f"-seed{seed}-{_model_stamp(model_dir)}"
+    stamp = "-".join([fingerprint(cfg, rollout), f"seed{seed}", _model_stamp(model_dir),
+                      judge_identity(judge), _items_stamp(items)])
     resume = _resume_point(checkpoint_dir, stamp)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     reward = reward_function(judge, max_failure_rate)
@@ -111,13 +115,27 @@ def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPO
         args=grpo_arguments(cfg, rollout, checkpoint_dir, seed, report_to),
         train_dataset=rl_dataset(items),
         processing_class=tokenizer,
+        callbacks=list(callbacks),
     )
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out_dir))
     tokenizer.save_pretrained(out_dir)
+    for done in checkpoint_dir.glob("checkpoint-*"):
+        shutil.rmtree(done)
     return {"resumed_from": resume, "log_history": trainer.state.log_history,
             "global_step": trainer.state.global_step, "unjudged": reward.unjudged,
             "judged": reward.judged}
+
+
+def judge_identity(judge) -> str:
+    """What grades the reward: the rule judge, or the LLM judge's model and prompt version."""
+    prompt = getattr(judge, "prompt", None)
+    return f"{judge.name}:{getattr(judge, 'model', '')}:{prompt.name + prompt.version if prompt else ''}"
+
+
+def _items_stamp(items: Sequence[QAItem]) -> str:
+    blob = json.dumps([[it.id, it.question, list(it.answers)] for it in items])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _model_stamp(model_dir: Path) -> str:

@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+from transformers import TrainerCallback
 
 from recall.judge import RuleJudge
 from recall.training import FINGERPRINT_FILE, grpo_arguments, train_grpo
@@ -45,15 +46,34 @@ def test_seeded_grpo_run_pins_reward_trajectory(grpo_run):
     assert rewards == pytest.approx(PINNED_REWARDS, abs=0.05)
 
 
-def test_rerun_resumes_and_changed_settings_restart(grpo_run):
+class _Crash(Exception):
+    pass
+
+
+class _CrashAtStep3(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 3:  # after the checkpoint of step 2 was written
+            raise _Crash()
+
+
+def test_killed_run_resumes_finished_run_clears_checkpoints(grpo_run, tmp_path):
     result, train, ckpt, out, params, model_dir = grpo_run
     assert (ckpt / FINGERPRINT_FILE).exists()
-    again = train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, ckpt, out,
+    assert not list(ckpt.glob("checkpoint-*"))  # finished: a rerun trains afresh
+    run_dir = tmp_path / "ck"
+    with pytest.raises(_Crash):
+        train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, run_dir, out,
+                   seed=0, report_to=(), callbacks=[_CrashAtStep3()])
+    again = train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, run_dir, out,
                        seed=0, report_to=())
-    assert again["resumed_from"] is not None
+    assert again["resumed_from"].endswith("checkpoint-2")
     assert again["global_step"] == result["global_step"]
+    # The same interruption under other settings must not resume from it.
+    with pytest.raises(_Crash):
+        train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, run_dir, out,
+                   seed=0, report_to=(), callbacks=[_CrashAtStep3()])
     changed = dataclasses.replace(params.grpo, beta=0.01)
-    fresh = train_grpo(model_dir, train, RuleJudge(), changed, params.rollout, ckpt, out,
+    fresh = train_grpo(model_dir, train, RuleJudge(), changed, params.rollout, run_dir, out,
                        seed=0, report_to=())
     assert fresh["resumed_from"] is None
 
