@@ -78,7 +78,8 @@ class Judge(Protocol):
     def judge(self, requests: Sequence) -> list: ...
 
 
-def _require(obj: dict, key: str, kind, where: str):
+def require_field(obj: dict, key: str, kind, where: str):
+    """obj[key] if present and of `kind`, else ContractError naming `where` and the field."""
     if key not in obj:
         raise ContractError(f"{where}: missing field '{key}'")
     value = obj[key]
@@ -89,7 +90,7 @@ def _require(obj: dict, key: str, kind, where: str):
 
 
 def _str_list(obj: dict, key: str, where: str) -> tuple[str, ...]:
-    values = _require(obj, key, list, where)
+    values = require_field(obj, key, list, where)
     if not values:
         raise ContractError(f"{where}: field '{key}' must be a non-empty list")
     for i, v in enumerate(values):
@@ -104,19 +105,19 @@ def item_from_dict(obj: dict, where: str) -> QAItem:
     if fact is not None:
         if not isinstance(fact, dict):
             raise ContractError(f"{where}: field 'fact' must be an object or null, got {fact!r}")
-        fact = Fact(_require(fact, "subject", str, where + " fact"),
-                    _require(fact, "relation", str, where + " fact"))
+        fact = Fact(require_field(fact, "subject", str, where + " fact"),
+                    require_field(fact, "relation", str, where + " fact"))
     elif "fact" not in obj:
         raise ContractError(f"{where}: missing field 'fact' (use null when unknown)")
-    split = _require(obj, "split", str, where)
+    split = require_field(obj, "split", str, where)
     if split not in SPLITS:
         raise ContractError(f"{where}: field 'split' must be one of {SPLITS}, got {split!r}")
-    question = _require(obj, "question", str, where)
+    question = require_field(obj, "question", str, where)
     if not question.strip():
         raise ContractError(f"{where}: field 'question' is empty")
     return QAItem(
-        id=_require(obj, "id", str, where),
-        dataset=_require(obj, "dataset", str, where),
+        id=require_field(obj, "id", str, where),
+        dataset=require_field(obj, "dataset", str, where),
         question=question,
         answers=_str_list(obj, "answers", where),
         fact=fact,
@@ -127,21 +128,21 @@ def item_from_dict(obj: dict, where: str) -> QAItem:
 def record_from_dict(obj: dict, where: str) -> SampleRecord:
     """Validate one decoded line of a samples file."""
     # An empty completion is a legitimate (wrong) answer, so only the type is checked.
-    completions = tuple(_require(obj, "completions", list, where))
+    completions = tuple(require_field(obj, "completions", list, where))
     if not all(isinstance(c, str) for c in completions):
         raise ContractError(f"{where}: field 'completions' must hold strings")
-    scores = tuple(_require(obj, "scores", list, where))
+    scores = tuple(require_field(obj, "scores", list, where))
     if len(scores) != len(completions) or any(s not in (0, 1) for s in scores):
         raise ContractError(
             f"{where}: field 'scores' must hold one 0/1 per completion "
             f"({len(completions)} completions, got {list(scores)[:8]})"
         )
     return SampleRecord(
-        id=_require(obj, "id", str, where),
-        split=_require(obj, "split", str, where),
-        model=_require(obj, "model", str, where),
-        prompt_style=_require(obj, "prompt_style", str, where),
-        temperature=float(_require(obj, "temperature", (int, float), where)),
+        id=require_field(obj, "id", str, where),
+        split=require_field(obj, "split", str, where),
+        model=require_field(obj, "model", str, where),
+        prompt_style=require_field(obj, "prompt_style", str, where),
+        temperature=float(require_field(obj, "temperature", (int, float), where)),
         completions=completions,
         scores=tuple(int(s) for s in scores),
     )

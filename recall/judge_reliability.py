@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from recall.contract import ContractError, QAItem, SampleRecord, read_jsonl
+from recall.contract import ContractError, QAItem, SampleRecord, read_jsonl, require_field
 from recall.judge import JudgeRequest, exact_match, normalize_answer
 from recall.judge_training import agreement
 
@@ -35,8 +35,7 @@ def labelled_from_samples(records: Sequence[SampleRecord], items: Mapping[str, Q
 
 def _labelled_from_dict(row: dict, where: str) -> tuple[JudgeRequest, int]:
     for key, kind in (("question", str), ("answers", list), ("candidate", str), ("label", int)):
-        if not isinstance(row.get(key), kind):
-            raise ContractError(f"{where}: field '{key}' must be {kind.__name__}, got {row.get(key)!r}")
+        require_field(row, key, kind, where)
     if row["label"] not in (0, 1):
         raise ContractError(f"{where}: field 'label' must be 0 or 1, got {row['label']!r}")
     return JudgeRequest(row["question"], tuple(row["answers"]), row["candidate"]), row["label"]
