@@ -53,3 +53,16 @@ def reliability(judge, groups: Mapping[str, Sequence[tuple[JudgeRequest, int]]])
         verdicts = judge.judge([req for req, _ in pairs])
         report[name] = agreement([label for _, label in pairs], [v.value for v in verdicts])
     return report
+
+
+def reliability_by_kind(judge, pairs: Sequence) -> dict:
+    """Agreement on labelled pairs (recall.judge_training.LabelledPair), overall and per kind.
+
+    Each pair is judged once; the per-kind figures slice the same verdicts.
+    """
+    verdicts = [v.value for v in judge.judge([p.request for p in pairs])]
+    report = {"all": agreement([p.label for p in pairs], verdicts)}
+    for kind in sorted({p.kind for p in pairs}):
+        idx = [i for i, p in enumerate(pairs) if p.kind == kind]
+        report[kind] = agreement([pairs[i].label for i in idx], [verdicts[i] for i in idx])
+    return report

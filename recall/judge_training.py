@@ -79,7 +79,10 @@ def pair_line(pair: LabelledPair) -> tuple[str, str]:
 
 
 class _VerdictLines(torch.utils.data.Dataset):
-    """Judge lines, left-padded to a fixed length.
+    """Judge lines, right-padded to a fixed length.
+
+    Right, not left: GPT-2's positions count from the first token, padding included, and
+    the served judge sees its prompt unpadded from position 0, so training must too.
 
     The loss covers the candidate, the verdict and EOS, not the question or the gold list:
     predicting a correct candidate from the gold list trains the copy circuit that the
@@ -98,9 +101,9 @@ class _VerdictLines(torch.utils.data.Dataset):
             labels = ([-100] * len(head_ids) + tail_ids)[-length:]
             pad = length - len(ids)
             self.rows.append({
-                "input_ids": torch.tensor([tokenizer.pad_token_id] * pad + ids),
-                "attention_mask": torch.tensor([0] * pad + [1] * len(ids)),
-                "labels": torch.tensor([-100] * pad + labels),
+                "input_ids": torch.tensor(ids + [tokenizer.pad_token_id] * pad),
+                "attention_mask": torch.tensor([1] * len(ids) + [0] * pad),
+                "labels": torch.tensor(labels + [-100] * pad),
             })
 
     def __len__(self) -> int:

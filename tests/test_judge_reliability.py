@@ -3,8 +3,10 @@ import json
 import pytest
 
 from recall.contract import ContractError, QAItem, SampleRecord
-from recall.judge import RuleJudge
-from recall.judge_reliability import labelled_from_samples, read_labelled, reliability
+from recall.judge import JudgeRequest, RuleJudge, Verdict
+from recall.judge_reliability import (labelled_from_samples, read_labelled, reliability,
+                                      reliability_by_kind)
+from recall.judge_training import LabelledPair
 
 
 def test_labelled_from_samples_dedups_by_normalised_answer():
@@ -33,3 +35,26 @@ def test_bad_labelled_line_names_file_line_field(tmp_path):
     path.write_text(json.dumps({"question": "q", "answers": ["a"], "candidate": "a", "label": 2}))
     with pytest.raises(ContractError, match=r"labels.jsonl:1: field 'label' must be 0 or 1"):
         read_labelled(path)
+
+
+class _SaysYes:
+    """A judge that calls everything correct, and counts its batches."""
+
+    def __init__(self):
+        self.batches = 0
+
+    def judge(self, requests):
+        self.batches += 1
+        return [Verdict(1, "yes") for _ in requests]
+
+
+def test_reliability_by_kind_judges_once_and_slices():
+    req = JudgeRequest("q", ("a",), "a")
+    pairs = [LabelledPair(req, 1, "alias"), LabelledPair(req, 1, "alias"),
+             LabelledPair(req, 0, "other_value"), LabelledPair(req, 0, "empty")]
+    judge = _SaysYes()
+    report = reliability_by_kind(judge, pairs)
+    assert judge.batches == 1
+    assert report["all"]["agreement"] == 0.5 and report["all"]["false_positive_rate"] == 1.0
+    assert report["alias"]["agreement"] == 1.0 and report["alias"]["false_positive_rate"] is None
+    assert report["other_value"]["agreement"] == 0.0 and report["empty"]["n"] == 1

@@ -33,6 +33,11 @@ def test_training_lines_put_loss_on_candidate_and_verdict_only(tiny_model):
                          skip_special_tokens=True)
     assert learned == f"{pair.request.candidate} verdict : {verdict}"
     assert tok.unk_token_id not in row["input_ids"].tolist()
+    # Right-padded: the line starts at position 0, as the served judge sees its prompt.
+    n = int(row["attention_mask"].sum())
+    assert row["input_ids"][0] != tok.pad_token_id
+    assert row["attention_mask"].tolist() == [1] * n + [0] * (48 - n)
+    assert set(row["input_ids"][n:].tolist()) <= {tok.pad_token_id}
 
 
 def test_agreement_hand_computed():

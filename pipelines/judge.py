@@ -1,0 +1,60 @@
+"""Stage `judge`: train the toy judge on labelled pairs from the world; score it served.
+
+    python pipelines/judge.py [--params params.yaml] [--world data/world] [--out models/judge]
+Held-out agreement is measured through the judge as served (vLLM, the toy prompt, no fast
+path and no cache), so it is the model's own score; it goes to metrics/judge.json and MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+from recall.config import load_params
+from recall.contract import read_items
+from recall.judge_reliability import reliability_by_kind
+from recall.judge_server import serve_judge
+from recall.judge_training import (HELD_OUT_GROUPS, TRAIN_GROUPS, judge_pairs, judge_tokenizer,
+                                   train_judge)
+from recall.llm_judge import LLMJudge
+from recall.tracking import stage_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--world", type=Path, default=Path("data/world"))
+    ap.add_argument("--out", type=Path, default=Path("models/judge"))
+    ap.add_argument("--metrics", type=Path, default=Path("metrics/judge.json"))
+    args = ap.parse_args()
+    params = load_params(args.params)
+    cfg = params.judge_model
+
+    with stage_run(params, "judge"):
+        import mlflow
+
+        items = read_items(args.world / "items.jsonl")
+        rng = random.Random(params.experiment.seed)
+        train = judge_pairs([i for i in items if i.split in TRAIN_GROUPS], rng, cfg.negatives)
+        held_out = judge_pairs([i for i in items if i.split in HELD_OUT_GROUPS], rng,
+                               cfg.negatives)
+        stats = train_judge(cfg, judge_tokenizer(items), train, args.out, params.experiment.seed)
+        bare = dataclasses.replace(params.judge, backend="llm", prompt="toy", fast_path=False,
+                                   cache="")
+        with serve_judge(str(args.out)) as base_url:
+            judge = LLMJudge(bare, base_url, str(args.out))
+            report = reliability_by_kind(judge, held_out)
+        summary = {**stats, "held_out": report}
+        args.metrics.parent.mkdir(parents=True, exist_ok=True)
+        args.metrics.write_text(json.dumps(summary, indent=2) + "\n")
+        mlflow.log_metric("judge_train_loss", stats["train_loss"])
+        mlflow.log_metrics({f"judge_{k}": v for k, v in report["all"].items() if v is not None})
+        if params.tracking.log_models:
+            mlflow.log_artifacts(str(args.out), artifact_path="model")
+
+
+if __name__ == "__main__":
+    main()
