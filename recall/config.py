@@ -140,6 +140,46 @@ class AnalyzeConfig:
 
 
 @dataclass(frozen=True)
+class SearchDim:
+    """One sweep dimension: float/int over [low, high] (log-scaled if `log`), or choices."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[int | float | str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """An Optuna study over dotted params keys; the objective is val greedy accuracy after GRPO."""
+
+    study: str
+    storage_env: str  # env var holding the RDB URL (it has a password: never in params or MLflow)
+    n_trials: int  # COMPLETE + PRUNED trials, across all workers
+    sampler_seed: int
+    eval_every_steps: int  # intermediate val accuracy, reported for pruning
+    pruner_warmup_steps: int
+    heartbeat_interval_s: int  # a trial that stops beating for grace_period_s is failed...
+    grace_period_s: int
+    max_retry: int  # ...and re-queued this many times
+    space: dict[str, SearchDim]
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """What the recall CLI fills into the rendered k8s/ manifests."""
+
+    overlay: str
+    namespace: str
+    kubernetes_version: str  # the manifests are validated against this version's schema
+    judge_tensor_parallel: int
+    nodes: int
+    gpus_per_node: int
+    job_timeout_s: int
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     uri: str  # MLFLOW_TRACKING_URI overrides
     log_models: bool
@@ -157,6 +197,8 @@ class Params:
     judge_model: JudgeModelConfig
     analyze: AnalyzeConfig
     tracking: TrackingConfig
+    sweep: SweepConfig
+    cluster: ClusterConfig
 
 
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -178,7 +220,8 @@ def _to_tuple(value):
 
 
 _DACITE = dacite.Config(strict=True, check_types=True, type_hooks={
-    float: _to_float, tuple[str, ...]: _to_tuple, tuple[int, ...]: _to_tuple})
+    float: _to_float, tuple[str, ...]: _to_tuple, tuple[int, ...]: _to_tuple,
+    tuple[int | float | str, ...]: _to_tuple})
 
 
 def params_from_dict(data: dict, source: str = "params") -> Params:
@@ -207,6 +250,22 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     with path.open() as fh:
         data = yaml.safe_load(fh) or {}
     return params_from_dict(data, source=str(path))
+
+
+def with_overrides(params: Params, overrides: dict[str, object]) -> Params:
+    """`params` with dotted keys replaced (e.g. {'grpo.beta': 0.01}), validated like a file."""
+    data = as_dict(params)
+    for dotted, value in overrides.items():
+        *path, leaf = dotted.split(".")
+        node = data
+        for key in path:
+            if not isinstance(node.get(key), dict):
+                raise ConfigError(f"override: unknown key '{dotted}'")
+            node = node[key]
+        if leaf not in node:
+            raise ConfigError(f"override: unknown key '{dotted}'")
+        node[leaf] = value
+    return params_from_dict(data, source="override")
 
 
 def _check_keys(cls, data: dict, source: str, prefix: str = "") -> None:

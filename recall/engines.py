@@ -28,6 +28,13 @@ class TransformersEngine:
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
         self.max_sequences = max_sequences  # prompts x n per generate call bounds the KV cache
 
+    @classmethod
+    def from_model(cls, model, tokenizer, max_sequences: int = 4096) -> "TransformersEngine":
+        """An engine over an in-memory model, e.g. the policy during training."""
+        engine = cls.__new__(cls)
+        engine.model, engine.tokenizer, engine.max_sequences = model, tokenizer, max_sequences
+        return engine
+
     def _generate_chunk(self, prompts: Sequence[str], s: SamplingSettings) -> list[list[str]]:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
         sample = s.temperature > 0

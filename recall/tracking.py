@@ -41,7 +41,7 @@ def pipeline_key(params: Params, commit: str) -> str:
     return f"exp:{exp}" if exp else f"{commit[:12]}:{fingerprint(params)}"
 
 
-def _experiment_id(mlflow, name: str) -> str:
+def experiment_id(mlflow, name: str) -> str:
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -72,13 +72,13 @@ def stage_run(params: Params, stage: str) -> Iterator[object]:
 
     mlflow.set_tracking_uri(tracking_uri(params))
     commit = git_commit()
-    experiment_id = _experiment_id(mlflow, params.experiment.name)
+    exp_id = experiment_id(mlflow, params.experiment.name)
     key = pipeline_key(params, commit)
-    parent = _parent_run_id(mlflow, experiment_id, key, params, commit)
+    parent = _parent_run_id(mlflow, exp_id, key, params, commit)
     tags = {"dvc.stage": stage, "git.commit": commit, PIPELINE_TAG: key, ROLE_TAG: "stage",
             "recall.experiment": params.experiment.name,
             "dvc.exp": os.environ.get("DVC_EXP_NAME", "")}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=stage, parent_run_id=parent,
+    with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent,
                           tags=tags) as run:
         mlflow.log_params(flat_dict(params))
         yield run

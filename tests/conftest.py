@@ -86,3 +86,16 @@ def judge_server(toy_judge, tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "judge_server.log"
     with serve_judge(str(model_dir), log_path=log) as base_url:
         yield base_url, str(model_dir), world, params
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A real PostgreSQL server; yields a function making a fresh database URL by name."""
+    import postgres_server
+
+    root = tmp_path_factory.mktemp("pg")
+    os.chmod(root.parent, 0o755)  # the server user must reach its data directory
+    os.chmod(root.parent.parent, 0o755)
+    proc, port = postgres_server.start(root / "server")
+    yield lambda name: postgres_server.create_database(port, name)
+    postgres_server.stop(proc)

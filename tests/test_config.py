@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 import yaml
 
-from recall.config import ConfigError, fingerprint, flat_dict, load_params, params_from_dict
+from recall.config import (ConfigError, fingerprint, flat_dict, load_params, params_from_dict,
+                           with_overrides)
 
 from conftest import ROOT, micro_params_dict
 
@@ -73,4 +74,25 @@ def test_scalar_where_a_list_is_expected_is_an_error():
     data = micro_params_dict()
     data["world"]["relations"] = "birth_city"
     with pytest.raises(ConfigError, match=r"'world\.relations' expects"):
+        params_from_dict(data)
+
+
+def test_overrides_are_validated_like_a_file():
+    params = load_params(ROOT / "params.yaml")
+    changed = with_overrides(params, {"grpo.beta": 0.01, "grpo.group_size": 8})
+    assert (changed.grpo.beta, changed.grpo.group_size) == (0.01, 8)
+    assert params.grpo.group_size != 8 or params.grpo.beta != 0.01  # the original is untouched
+    with pytest.raises(ConfigError, match="unknown key 'grpo.bta'"):
+        with_overrides(params, {"grpo.bta": 0.01})
+    with pytest.raises(ConfigError, match="'grpo.group_size' expects int"):
+        with_overrides(params, {"grpo.group_size": "eight"})
+
+
+def test_sweep_space_keeps_integer_choices_and_rejects_unknown_dimension_keys():
+    params = load_params(ROOT / "params.yaml")
+    for key, dim in params.sweep.space.items():
+        with_overrides(params, {key: dim.choices[0] if dim.choices else dim.low})
+    data = micro_params_dict()
+    data["sweep"]["space"] = {"grpo.beta": {"type": "float", "low": 0.0, "hihg": 1.0}}
+    with pytest.raises(ConfigError, match="hihg"):
         params_from_dict(data)

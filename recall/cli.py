@@ -1,0 +1,97 @@
+"""The `recall` command: sweeps (local or as cluster workers) and Kubernetes submission.
+
+    recall sweep run --workers 2          # create the study, run local workers, print the best
+    recall sweep create | worker          # the two halves, as the cluster's sweep Jobs run them
+    recall render [--overlay DIR] [-o FILE]
+    recall submit [--stage train@grpo] [--overlay DIR]   # default: the whole experiment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from recall.config import load_params
+
+
+def _sweep(args) -> int:
+    from recall import sweep
+    from recall.contract import read_items
+
+    params = load_params(args.params)
+    url = sweep.storage_url(params.sweep)
+    if args.action in ("create", "run"):
+        sweep.create_study(params, url)
+    if args.action == "worker":
+        sweep.run_worker(params, url, Path(args.base), read_items(args.items))
+    if args.action == "run":
+        cmd = [sys.executable, "-m", "recall.cli", "sweep", "worker", "--params", args.params,
+               "--base", args.base, "--items", args.items]
+        workers = [subprocess.Popen(cmd) for _ in range(args.workers)]
+        codes = [w.wait() for w in workers]
+        if any(codes):
+            print(f"recall sweep: worker exit codes {codes}", file=sys.stderr)
+            return 1
+        import optuna
+
+        study = optuna.load_study(study_name=params.sweep.study,
+                                  storage=sweep.rdb_storage(params.sweep, url))
+        print(json.dumps(sweep.summary(study), indent=2))
+    return 0
+
+
+def _render(args) -> int:
+    from recall.cluster import render
+
+    params = load_params(args.params)
+    text = yaml.safe_dump_all(render(params, args.overlay), sort_keys=False)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _submit(args) -> int:
+    from kubernetes import client, config
+
+    from recall.cluster import render, run_job, stage_job
+
+    params = load_params(args.params)
+    manifest = stage_job(render(params, args.overlay), params, args.stage)
+    config.load_kube_config() if not args.in_cluster else config.load_incluster_config()
+    return run_job(client.BatchV1Api(), client.CoreV1Api(), manifest, params.cluster.namespace,
+                   params.cluster.job_timeout_s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="recall", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sw = sub.add_parser("sweep", help="Optuna sweep (storage URL from $sweep.storage_env)")
+    sw.add_argument("action", choices=["create", "worker", "run"])
+    sw.add_argument("--workers", type=int, default=2, help="local worker processes (run)")
+    sw.add_argument("--base", default="models/base", help="model GRPO starts from")
+    sw.add_argument("--items", default="data/world/items.jsonl")
+    sw.set_defaults(func=_sweep)
+    rd = sub.add_parser("render", help="render k8s/ with params filled in")
+    rd.add_argument("--overlay")
+    rd.add_argument("-o", "--out")
+    rd.set_defaults(func=_render)
+    sm = sub.add_parser("submit", help="run a stage or the experiment as a Kubernetes Job")
+    sm.add_argument("--stage", help="train@grpo; default: the whole `dvc repro`")
+    sm.add_argument("--overlay")
+    sm.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
+    sm.set_defaults(func=_submit)
+    args = ap.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

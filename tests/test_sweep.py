@@ -1,0 +1,106 @@
+"""Optuna sweeps against a real PostgreSQL: two local workers, and a worker killed mid-trial."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import optuna
+import pytest
+import yaml
+from optuna.trial import FixedTrial, TrialState
+
+from conftest import ROOT, micro_params_dict
+from recall.config import SearchDim, params_from_dict
+from recall.contract import write_jsonl
+from recall.sweep import rdb_storage, suggest
+
+
+def test_suggest_draws_each_dimension_type():
+    space = {"grpo.learning_rate": SearchDim("float", 1e-6, 1e-4, log=True),
+             "grpo.group_size": SearchDim("categorical", choices=(4, 8)),
+             "grpo.epochs": SearchDim("int", 1, 3)}
+    values = suggest(FixedTrial({"grpo.learning_rate": 3e-5, "grpo.group_size": 8,
+                                 "grpo.epochs": 2}), space)
+    assert values == {"grpo.learning_rate": 3e-5, "grpo.group_size": 8, "grpo.epochs": 2}
+    study = optuna.create_study()
+    for _ in range(5):
+        drawn = suggest(study.ask(), space)
+        assert 1e-6 <= drawn["grpo.learning_rate"] <= 1e-4 and drawn["grpo.group_size"] in (4, 8)
+
+
+@pytest.fixture
+def sweep_env(tiny_model, tmp_path, postgres, request):
+    """A params file, items and base model for micro sweeps, and the env pointing at Postgres."""
+    model_dir, world, _ = tiny_model
+    data = micro_params_dict()
+    data["judge"]["backend"] = "rule"
+    data["sweep"].update({"study": "t", "n_trials": 8, "eval_every_steps": 1,
+                          "pruner_warmup_steps": 1, "heartbeat_interval_s": 1,
+                          "grace_period_s": 3})
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(data))
+    write_jsonl(tmp_path / "items.jsonl", world.items)
+    url = postgres(request.node.name.replace("[", "_").replace("]", "").lower())
+    env = {**os.environ, "RECALL_OPTUNA_STORAGE": url, "PYTHONPATH": str(ROOT),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    cli = [sys.executable, "-m", "recall.cli", "--params", str(params_path), "sweep"]
+    paths = ["--base", str(model_dir), "--items", str(tmp_path / "items.jsonl")]
+    return params_from_dict(data), url, env, cli, paths, tmp_path
+
+
+def _trials(params, url):
+    study = optuna.load_study(study_name=params.sweep.study,
+                              storage=rdb_storage(params.sweep, url))
+    return study.get_trials()
+
+
+@pytest.mark.slow
+def test_two_local_workers_finish_the_study(sweep_env):
+    params, url, env, cli, paths, tmp_path = sweep_env
+    proc = subprocess.run([*cli, "run", "--workers", "2", *paths], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert set(summary["best_params"]) == set(params.sweep.space)
+    trials = _trials(params, url)
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) >= 8 and not [t for t in trials if t.state == TrialState.RUNNING]
+    assert all(0.0 <= t.value <= 1.0 for t in done if t.state == TrialState.COMPLETE)
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=[params.experiment.name], output_format="list")
+    study_run = next(r for r in runs if r.data.tags.get("recall.role") == "study")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study_run.info.run_id]
+    assert len(children) == len(trials)
+    assert {r.data.tags["recall.role"] for r in children} == {"trial"}
+    assert len({r.data.tags["recall.worker"] for r in children}) == 2  # both workers took trials
+    assert any("val_greedy_acc" in r.data.metrics for r in children)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_trial_is_failed_and_retried(sweep_env):
+    params, url, env, cli, paths, tmp_path = sweep_env
+    subprocess.run([*cli, "create"], env=env, check=True, cwd=tmp_path, capture_output=True)
+    victim = subprocess.Popen([*cli, "worker", *paths], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not [t for t in _trials(params, url) if t.state == TrialState.RUNNING]:
+        assert victim.poll() is None and time.monotonic() < deadline, "no trial started"
+        time.sleep(0.5)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    killed = next(t for t in _trials(params, url) if t.state == TrialState.RUNNING)
+    proc = subprocess.run([*cli, "worker", *paths], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    trials = _trials(params, url)
+    assert trials[killed.number].state == TrialState.FAIL
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried and retried[0].params == killed.params
+    assert retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) >= 8
