@@ -30,7 +30,7 @@ def _sweep(args) -> int:
     if args.action == "worker":
         sweep.run_worker(params, url, Path(args.base), read_items(args.items))
     if args.action == "run":
-        cmd = [sys.executable, "-m", "recall.cli", "sweep", "worker", "--params", args.params,
+        cmd = [sys.executable, "-m", "recall.cli", "--params", args.params, "sweep", "worker",
                "--base", args.base, "--items", args.items]
         workers = [subprocess.Popen(cmd) for _ in range(args.workers)]
         codes = [w.wait() for w in workers]

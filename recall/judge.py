@@ -65,13 +65,6 @@ class RuleJudge:
         return [Verdict(int(exact_match(r.answers, r.candidate)), "exact_match") for r in requests]
 
 
-def judge_candidates(judge, question: str, answers: Sequence[str],
-                     candidates: Sequence[str]) -> list[Verdict]:
-    """Verdicts for many candidates of one question."""
-    answers = tuple(answers)
-    return judge.judge([JudgeRequest(question, answers, c) for c in candidates])
-
-
 def reward_function(judge, max_failure_rate: float = 0.0):
     """A TRL reward function: binary correctness of each completion, from `judge`.
 

@@ -16,6 +16,8 @@ import random
 from collections import Counter
 from typing import Sequence
 
+from tqdm.auto import tqdm
+
 from recall.config import JudgeConfig
 from recall.judge import JudgeError, JudgeRequest, Verdict, exact_match
 from recall.prompts import JUDGE_PROMPTS
@@ -102,6 +104,8 @@ class LLMJudge:
 
         limit = asyncio.Semaphore(self.concurrency)
         in_flight = 0
+        bar = tqdm(total=len(requests), desc="judge calls", unit="call",
+                   disable=len(requests) < 256)
 
         async def one(client, r: JudgeRequest):
             nonlocal in_flight
@@ -112,9 +116,11 @@ class LLMJudge:
                     return await self._ask(client, r)
                 finally:
                     in_flight -= 1
+                    bar.update()
 
         async with httpx.AsyncClient(timeout=self.cfg.timeout_s) as client:
             replies = await asyncio.gather(*(one(client, r) for r in requests))
+        bar.close()
         failures = [r for r in replies if isinstance(r, Exception)]
         self.stats["unreachable"] += len(failures)
         if failures and self.on_unreachable == "raise":

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from recall.config import RolloutConfig
 from recall.contract import Engine, Judge, QAItem, SampleRecord, SamplingSettings
-from recall.judge import judge_candidates
+from recall.judge import JudgeRequest
 from recall.metrics import accuracy
 from recall.prompts import DIRECT
 
@@ -32,17 +32,23 @@ def sample_items(engine: Engine, judge: Judge, items: Sequence[QAItem],
     if len(completions) != len(items):
         raise RuntimeError(f"engine {engine.name} returned {len(completions)} results "
                            f"for {len(items)} prompts")
-    records, unjudged = [], 0
     for item, outs in zip(items, completions):
         if len(outs) != settings.n:
             raise RuntimeError(f"engine {engine.name} returned {len(outs)} completions "
                                f"for item {item.id}, expected {settings.n}")
-        verdicts = judge_candidates(judge, item.question, item.answers, outs)
-        unjudged += sum(v.value is None for v in verdicts)
-        scores = [v.value or 0 for v in verdicts]
+    # One judge batch for the whole pool, not one per item: an item has only a handful of
+    # distinct answers, so per-item batches leave an LLM judge's concurrency idle.
+    requests = [JudgeRequest(it.question, tuple(it.answers), c)
+                for it, outs in zip(items, completions) for c in outs]
+    verdicts = judge.judge(requests)
+    records, unjudged = [], 0
+    for k, (item, outs) in enumerate(zip(items, completions)):
+        mine = verdicts[k * settings.n:(k + 1) * settings.n]
+        unjudged += sum(v.value is None for v in mine)
         records.append(SampleRecord(
             id=item.id, split=item.split, model=model, prompt_style=DIRECT.name,
-            temperature=settings.temperature, completions=tuple(outs), scores=tuple(scores),
+            temperature=settings.temperature, completions=tuple(outs),
+            scores=tuple(v.value or 0 for v in mine),
         ))
     return records, unjudged
 

@@ -2,8 +2,8 @@
 
 The study lives in an RDB storage (Postgres; SQLite under parallel workers fails with
 "database is locked", optuna#820) with heartbeats: a worker killed mid-trial stops beating,
-the next trial start anywhere marks its trial FAIL, and RetryFailedTrialCallback re-queues
-its params. Each trial is an MLflow run nested under the study's run.
+the next trial start anywhere marks its trial FAIL and re-queues its params
+(RetryHeartbeatStaleTrialCallback). Each trial is an MLflow run nested under the study's run.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def storage_url(cfg: SweepConfig) -> str:
 def rdb_storage(cfg: SweepConfig, url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(
         url, heartbeat_interval=cfg.heartbeat_interval_s, grace_period=cfg.grace_period_s,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=cfg.max_retry))
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=cfg.max_retry))
 
 
 def suggest(trial: optuna.Trial, space: dict[str, SearchDim]) -> dict[str, object]:

@@ -94,8 +94,8 @@ def postgres(tmp_path_factory):
     import postgres_server
 
     root = tmp_path_factory.mktemp("pg")
-    os.chmod(root.parent, 0o755)  # the server user must reach its data directory
-    os.chmod(root.parent.parent, 0o755)
+    for d in (root, root.parent, root.parent.parent):  # the server user must reach its data
+        os.chmod(d, 0o755)
     proc, port = postgres_server.start(root / "server")
     yield lambda name: postgres_server.create_database(port, name)
     postgres_server.stop(proc)

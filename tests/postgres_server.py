@@ -36,9 +36,11 @@ def start(root: Path) -> tuple[subprocess.Popen, int]:
         shutil.chown(root, "postgres")
         for p in (data, sock):
             shutil.chown(p, "postgres")
-    subprocess.run(_as_server_user([server_bin("initdb"), "-D", str(data), "-U", "postgres",
-                                    "--auth=trust", "-E", "UTF8"]),
-                   check=True, capture_output=True)
+    init = subprocess.run(_as_server_user([server_bin("initdb"), "-D", str(data), "-U",
+                                           "postgres", "--auth=trust", "-E", "UTF8"]),
+                          capture_output=True, text=True)
+    if init.returncode:
+        raise RuntimeError(f"initdb failed ({init.returncode}): {init.stderr}")
     port = free_port()
     proc = subprocess.Popen(
         _as_server_user([server_bin("postgres"), "-D", str(data), "-p", str(port),

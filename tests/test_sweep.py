@@ -64,7 +64,7 @@ def test_two_local_workers_finish_the_study(sweep_env):
     proc = subprocess.run([*cli, "run", "--workers", "2", *paths], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    summary = json.loads(proc.stdout[proc.stdout.index("{"):])
+    summary = json.loads(proc.stdout[proc.stdout.rindex("{\n  \"best_value\""):])
     assert set(summary["best_params"]) == set(params.sweep.space)
     trials = _trials(params, url)
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -88,9 +88,11 @@ def test_worker_killed_mid_trial_is_failed_and_retried(sweep_env):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     deadline = time.monotonic() + 300
-    while not [t for t in _trials(params, url) if t.state == TrialState.RUNNING]:
+    # Mid-trial: its params are drawn and GRPO is under way.
+    while not [t for t in _trials(params, url) if t.state == TrialState.RUNNING and t.params]:
         assert victim.poll() is None and time.monotonic() < deadline, "no trial started"
         time.sleep(0.5)
+    time.sleep(2)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     killed = next(t for t in _trials(params, url) if t.state == TrialState.RUNNING)
