@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from recall.config import JudgeConfig
 from recall.judge import JudgeError, JudgeRequest, Verdict, exact_match
 from recall.prompts import JUDGE_PROMPTS
-from recall.verdict_cache import VerdictCache, verdict_key
+from recall.verdict_cache import VerdictCache, model_identity, verdict_key
 
 
 def per_rank_concurrency(global_cap: int, world_size: int | None = None) -> int:
@@ -43,6 +43,7 @@ class LLMJudge:
         if on_unreachable not in ("raise", "none"):
             raise ValueError(f"on_unreachable: expected 'raise' or 'none', got {on_unreachable!r}")
         self.cfg, self.model, self.on_unreachable = cfg, model, on_unreachable
+        self.identity = model_identity(model)  # cache key and GRPO stamp: name + weights
         self.base_url = base_url.rstrip("/")
         self.prompt = JUDGE_PROMPTS[cfg.prompt]
         self.concurrency = per_rank_concurrency(cfg.max_concurrency, world_size)
@@ -54,7 +55,7 @@ class LLMJudge:
             raise ValueError("dedup=False is for measuring the uncached cost; set judge.cache ''")
 
     def _key(self, r: JudgeRequest) -> str:
-        return verdict_key(self.model, f"{self.prompt.name}/{self.prompt.version}", r.question,
+        return verdict_key(self.identity, f"{self.prompt.name}/{self.prompt.version}", r.question,
                            r.answers, r.candidate)
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:

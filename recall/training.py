@@ -17,6 +17,7 @@ from recall.config import GRPOConfig, RolloutConfig, fingerprint
 from recall.contract import Judge, QAItem
 from recall.judge import reward_function
 from recall.prompts import DIRECT
+from recall.verdict_cache import weights_digest
 
 FINGERPRINT_FILE = "recall_fingerprint.json"
 
@@ -104,7 +105,7 @@ def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPO
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
-    stamp = "-".join([fingerprint(cfg, rollout), f"seed{seed}", _model_stamp(model_dir),
+    stamp = "-".join([fingerprint(cfg, rollout), f"seed{seed}", weights_digest(model_dir),
                       judge_identity(judge), _items_stamp(items)])
     resume = _resume_point(checkpoint_dir, stamp)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
@@ -130,7 +131,7 @@ def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPO
 def judge_identity(judge) -> str:
     """What grades the reward: the rule judge, or the LLM judge's model and prompt version."""
     prompt = getattr(judge, "prompt", None)
-    return f"{judge.name}:{getattr(judge, 'model', '')}:{prompt.name + prompt.version if prompt else ''}"
+    return f"{judge.name}:{getattr(judge, 'identity', '')}:{prompt.name + prompt.version if prompt else ''}"
 
 
 def _items_stamp(items: Sequence[QAItem]) -> str:
@@ -138,9 +139,3 @@ def _items_stamp(items: Sequence[QAItem]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _model_stamp(model_dir: Path) -> str:
-    """Identity of the starting weights, so a new base model never resumes an old run."""
-    digest = hashlib.sha256()
-    for weights in sorted(Path(model_dir).glob("*.safetensors")):
-        digest.update(weights.read_bytes())
-    return digest.hexdigest()[:16]

@@ -16,6 +16,26 @@ from typing import Iterable, Sequence
 from recall.judge import normalize_answer
 
 
+_HASH_LIMIT = 4 << 30  # above this, weights are identified by name, size and mtime, not content
+
+
+def weights_digest(model_dir: str | Path) -> str:
+    """Identity of a model directory's weights (safetensors files)."""
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    digest = hashlib.sha256()
+    big = sum(f.stat().st_size for f in files) > _HASH_LIMIT
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(f"{f.stat().st_size}:{f.stat().st_mtime_ns}".encode() if big else f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_identity(model: str) -> str:
+    """What the cache calls a judge: a served name as it is; a local model directory by its
+    weights too, so a judge retrained at the same path never reads the old judge's verdicts."""
+    return f"{model}@{weights_digest(model)}" if Path(model).is_dir() else model
+
+
 def verdict_key(model: str, prompt_version: str, question: str, answers: Sequence[str],
                 candidate: str) -> str:
     blob = json.dumps([model, prompt_version, question, sorted(answers),
