@@ -64,7 +64,10 @@ def _submit(args) -> int:
 
     params = load_params(args.params)
     manifest = stage_job(render(params, args.overlay), params, args.stage)
-    config.load_kube_config() if not args.in_cluster else config.load_incluster_config()
+    if args.in_cluster:
+        config.load_incluster_config()
+    else:
+        config.load_kube_config()
     return run_job(client.BatchV1Api(), client.CoreV1Api(), manifest, params.cluster.namespace,
                    params.cluster.job_timeout_s)
 

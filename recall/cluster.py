@@ -9,6 +9,7 @@ background propagation so its pods go too (kubernetes-client/python#234).
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import time
@@ -19,7 +20,7 @@ import yaml
 
 from recall.config import Params
 
-TRAINER_STAGES = {"train@grpo": "pipelines/train_grpo.py"}
+TRAINER_STAGES = frozenset({"train@grpo"})  # the trainer Jobs run pipelines/train_grpo.py
 
 
 def kustomize(overlay: str | Path) -> list[dict]:
@@ -71,8 +72,9 @@ def apply_params(objs: list[dict], params: Params) -> list[dict]:
     multi = find(objs, "Job", "trainer-multinode")["spec"]
     multi["completions"] = multi["parallelism"] = c.nodes
     node = multi["template"]["spec"]["containers"][0]
-    node["args"] = [a.replace("--num_machines=2", f"--num_machines={c.nodes}")
-                    .replace("--num_processes=16", f"--num_processes={c.nodes * c.gpus_per_node}")
+    # The multi-node command is one shell string (it expands $JOB_COMPLETION_INDEX).
+    node["args"] = [re.sub(r"--num_processes=\d+", f"--num_processes={c.nodes * c.gpus_per_node}",
+                           re.sub(r"--num_machines=\d+", f"--num_machines={c.nodes}", a))
                     for a in node["args"]]
     _set_gpus(node, c.gpus_per_node)
     return objs

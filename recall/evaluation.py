@@ -1,6 +1,6 @@
 """Evaluation during training: greedy accuracy of the live policy at step intervals.
 
-Sweeps report it to Optuna for pruning; training-dynamics plots read its history.
+Sweeps report it to Optuna for pruning.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ class GreedyEvaluation(TrainerCallback):
             raise ValueError("GreedyEvaluation needs a non-empty list of items of one split")
         self.items, self.judge, self.tokenizer = list(items), judge, tokenizer
         self.rollout, self.every, self.on_eval = rollout, every, on_eval
-        self.history: list[tuple[int, float]] = []
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every:
@@ -43,5 +42,4 @@ class GreedyEvaluation(TrainerCallback):
                                   self.items, self.rollout)
         finally:
             model.train(was_training)
-        self.history.append((state.global_step, acc))
         self.on_eval(state.global_step, acc)

@@ -40,6 +40,11 @@ def rdb_storage(cfg: SweepConfig, url: str) -> optuna.storages.RDBStorage:
             max_retry=cfg.max_retry))
 
 
+def _search(cfg: SweepConfig, seed: int) -> dict:
+    return {"sampler": optuna.samplers.TPESampler(seed=seed),
+            "pruner": optuna.pruners.MedianPruner(n_warmup_steps=cfg.pruner_warmup_steps)}
+
+
 def suggest(trial: optuna.Trial, space: dict[str, SearchDim]) -> dict[str, object]:
     """One value per dotted params key, drawn from its declared dimension."""
     values: dict[str, object] = {}
@@ -60,9 +65,7 @@ def create_study(params: Params, url: str) -> optuna.Study:
     cfg = params.sweep
     study = optuna.create_study(
         study_name=cfg.study, storage=rdb_storage(cfg, url), direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=cfg.sampler_seed),
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=cfg.pruner_warmup_steps),
-        load_if_exists=True)
+        load_if_exists=True, **_search(cfg, cfg.sampler_seed))
     if "mlflow_run_id" not in study.user_attrs:
         mlflow.set_tracking_uri(tracking_uri(params))
         with mlflow.start_run(run_name=f"sweep:{cfg.study}",
@@ -123,9 +126,9 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
 def run_worker(params: Params, url: str, base_dir: Path, items: Sequence[QAItem]) -> None:
     """Run trials until the study has `sweep.n_trials` finished ones and none left RUNNING."""
     cfg = params.sweep
+    # A seed per worker, so that parallel workers do not propose the same params.
     study = optuna.load_study(study_name=cfg.study, storage=rdb_storage(cfg, url),
-                              sampler=optuna.samplers.TPESampler(seed=cfg.sampler_seed + os.getpid()),
-                              pruner=optuna.pruners.MedianPruner(n_warmup_steps=cfg.pruner_warmup_steps))
+                              **_search(cfg, cfg.sampler_seed + os.getpid()))
     parent = study.user_attrs["mlflow_run_id"]
     enough = optuna.study.MaxTrialsCallback(cfg.n_trials, states=DONE)
     while True:

@@ -21,12 +21,12 @@ _HASH_LIMIT = 4 << 30  # above this, weights are identified by name, size and mt
 
 def weights_digest(model_dir: str | Path) -> str:
     """Identity of a model directory's weights (safetensors files)."""
-    files = sorted(Path(model_dir).glob("*.safetensors"))
+    files = [(f, f.stat()) for f in sorted(Path(model_dir).glob("*.safetensors"))]
     digest = hashlib.sha256()
-    big = sum(f.stat().st_size for f in files) > _HASH_LIMIT
-    for f in files:
+    big = sum(st.st_size for _, st in files) > _HASH_LIMIT
+    for f, st in files:
         digest.update(f.name.encode())
-        digest.update(f"{f.stat().st_size}:{f.stat().st_mtime_ns}".encode() if big else f.read_bytes())
+        digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode() if big else f.read_bytes())
     return digest.hexdigest()[:16]
 
 
