@@ -3,7 +3,7 @@
 Same model, same items, same settings: accessibility@128 on the test split (128 samples
 per test item at the rollout settings), as the sample stage draws them.
 
-    python benchmarks/engines.py [--model models/base] [--items data/world/items.jsonl]
+    python benchmarks/engines.py [--model models/base] [--items data/validated/items.jsonl]
                                  [--split test] [--n 128] [--limit 0]
 Run `dvc repro pretrain` first (or `make experiment`) so the model and items exist.
 Prints one table row per engine; it is a benchmark, not a test: nothing is asserted.
@@ -37,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--model", default="models/base")
-    ap.add_argument("--items", default="data/world/items.jsonl")
+    ap.add_argument("--items", default="data/validated/items.jsonl")
     ap.add_argument("--split", default="test")
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--limit", type=int, default=0, help="first N items only (0: all)")

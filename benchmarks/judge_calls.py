@@ -37,7 +37,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--samples", default="runs/base/samples.jsonl")
-    ap.add_argument("--items", default="data/world/items.jsonl")
+    ap.add_argument("--items", default="data/validated/items.jsonl")
     ap.add_argument("--judge", default="models/judge")
     ap.add_argument("--split", default="test")
     ap.add_argument("--plain-items", type=int, default=20, help="items judged with savers off")

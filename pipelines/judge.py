@@ -39,8 +39,10 @@ def main() -> None:
         items = read_items(args.world / "items.jsonl")
         rng = random.Random(params.experiment.seed)
         train = judge_pairs([i for i in items if i.split in TRAIN_GROUPS], rng, cfg.negatives)
-        held_out = judge_pairs([i for i in items if i.split in HELD_OUT_GROUPS], rng,
-                               cfg.negatives)
+        # Held-out means held-out people: the world's planted leaks ask RL-train facts.
+        seen = {i.fact for i in items if i.split in TRAIN_GROUPS}
+        held_out = judge_pairs([i for i in items if i.split in HELD_OUT_GROUPS
+                                and i.fact not in seen], rng, cfg.negatives)
         stats = train_judge(cfg, judge_tokenizer(items), train, args.out, params.experiment.seed)
         bare = dataclasses.replace(params.judge, backend="llm", prompt="toy", fast_path=False,
                                    cache="")

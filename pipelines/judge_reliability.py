@@ -24,7 +24,7 @@ from recall.tracking import log_to_parent, stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/world/items.jsonl"))
+    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
     ap.add_argument("--runs", nargs="+", default=["base:pre_rl", "grpo:post_rl"],
                     help="run:group pairs; samples come from runs/<run>/samples.jsonl")
     ap.add_argument("--labels", type=Path, help="labelled sample file (real data)")

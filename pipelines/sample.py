@@ -24,7 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("model", help="model name: reads models/<model>, writes runs/<model>")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/world/items.jsonl"))
+    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
     args = ap.parse_args()
     params = load_params(args.params)
     cfg = params.sampling

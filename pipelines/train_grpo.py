@@ -22,7 +22,7 @@ from recall.tracking import stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/world/items.jsonl"))
+    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
     ap.add_argument("--base", type=Path, default=Path("models/base"))
     ap.add_argument("--out", type=Path, default=Path("models/grpo"))
     ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints/grpo"))

@@ -29,6 +29,7 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         write_jsonl(args.out / "items.jsonl", world.items)
         write_jsonl(args.out / "people.jsonl", world.people)
+        (args.out / "planted.json").write_text(json.dumps(world.planted, indent=1) + "\n")
         (args.out / "biographies.txt").write_text("\n".join(world.biographies) + "\n")
         exposures = [p.exposure for p in world.people]
         summary = {
@@ -37,6 +38,8 @@ def main() -> None:
             "biographies": len(world.biographies),
             "unknown_people": sum(1 for e in exposures if e == 0),
             "max_exposure": max(exposures),
+            "planted_leaks": len(world.planted["leaks"]),
+            "planted_distractors": len(world.planted["distractors"]),
         }
         args.metrics.parent.mkdir(parents=True, exist_ok=True)
         args.metrics.write_text(json.dumps(summary, indent=2) + "\n")

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("action", choices=["create", "worker", "run"])
     sw.add_argument("--workers", type=int, default=2, help="local worker processes (run)")
     sw.add_argument("--base", default="models/base", help="model GRPO starts from")
-    sw.add_argument("--items", default="data/world/items.jsonl")
+    sw.add_argument("--items", default="data/validated/items.jsonl")
     sw.set_defaults(func=_sweep)
     rd = sub.add_parser("render", help="render k8s/ with params filled in")
     rd.add_argument("--overlay")

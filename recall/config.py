@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -48,6 +49,49 @@ class WorldConfig:
     last_name_pool: int
     exposure_min: int  # biography copies per person, log-uniform
     exposure_max: int
+    # Dedup's ground truth: test questions that paraphrase an RL-train fact (leaks), and test
+    # people given an RL-train person's answer while sharing one of their names (not leaks).
+    planted_leaks: int
+    planted_distractors: int
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One real QA dataset file (or Hub split) and what the split protocol does with it."""
+
+    name: str  # unique; prefixes every item id
+    format: Literal["nq_open", "triviaqa", "popqa", "simpleqa"]
+    role: Literal["train", "test", "split"]  # train: subsample + val; split: random fractions
+    path: str = ""  # a local file, used whenever it exists
+    hub_id: str = ""  # else the Hugging Face Hub (online only)
+    hub_config: str = ""
+    hub_split: str = ""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where QA items come from: the toy world's own splits, or real datasets."""
+
+    source: Literal["world", "datasets"]
+    select: tuple[str, ...]  # names of `datasets` entries used when source is datasets
+    train_size: int  # per train-role source (paper 10,000)
+    val_size: int  # carved from each train-role source before the train subsample
+    split_fractions: tuple[float, ...]  # train, val, test for split-role sources
+    datasets: tuple[SourceConfig, ...]
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Fact-level train/test dedup: candidates by retrieval, then a verifier's verdict."""
+
+    targets: tuple[str, ...]  # splits cleaned of leaks (val, test)
+    references: tuple[str, ...]  # splits the model trains on (instruct, train)
+    top_k: int  # retrieval candidates per target item = the most verifier calls per item
+    embedding_model: str  # sentence-transformers model directory; empty: TF-IDF char n-grams
+    ngram_range: tuple[int, ...]  # TF-IDF character n-gram sizes (low, high)
+    use_fact_keys: bool  # a dataset's own fact metadata (PopQA) counts; never the toy's truth
+    verifier: Literal["heuristic", "llm"]  # llm: the judge section's server, JSON verdicts
+    max_df: float  # heuristic: words in more questions than this share are not distinctive
 
 
 @dataclass(frozen=True)
@@ -189,6 +233,8 @@ class TrackingConfig:
 class Params:
     experiment: ExperimentConfig
     world: WorldConfig
+    data: DataConfig
+    dedup: DedupConfig
     pretrain: PretrainConfig
     rollout: RolloutConfig
     sampling: SamplingConfig
@@ -221,7 +267,8 @@ def _to_tuple(value):
 
 _DACITE = dacite.Config(strict=True, check_types=True, type_hooks={
     float: _to_float, tuple[str, ...]: _to_tuple, tuple[int, ...]: _to_tuple,
-    tuple[int | float | str, ...]: _to_tuple})
+    tuple[int | float | str, ...]: _to_tuple, tuple[float, ...]: _to_tuple,
+    tuple[SourceConfig, ...]: _to_tuple})
 
 
 def params_from_dict(data: dict, source: str = "params") -> Params:
@@ -270,19 +317,24 @@ def with_overrides(params: Params, overrides: dict[str, object]) -> Params:
 
 def _check_keys(cls, data: dict, source: str, prefix: str = "") -> None:
     # dacite names only the leaf of an unknown key; a dotted name is what a user can grep for.
-    known = {f.name: f.type for f in dataclasses.fields(cls)}
+    known = typing.get_type_hints(cls)
     for key, value in data.items():
         if key not in known:
             raise ConfigError(
                 f"{source}: unknown key '{prefix}{key}'; expected one of {sorted(known)}"
             )
         sub = known[key]
-        if isinstance(sub, str):
-            sub = globals().get(sub)
         if dataclasses.is_dataclass(sub):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: key '{prefix}{key}' expects a mapping, got {value!r}")
             _check_keys(sub, value, source, prefix=f"{prefix}{key}.")
+        entry = typing.get_args(sub)[0] if typing.get_origin(sub) is tuple else None
+        if dataclasses.is_dataclass(entry) and isinstance(value, list):
+            for i, element in enumerate(value):  # e.g. data.datasets[1].path
+                if not isinstance(element, dict):
+                    raise ConfigError(f"{source}: key '{prefix}{key}[{i}]' expects a mapping, "
+                                      f"got {element!r}")
+                _check_keys(entry, element, source, prefix=f"{prefix}{key}[{i}].")
 
 
 def as_dict(params) -> dict:

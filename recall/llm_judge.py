@@ -10,28 +10,14 @@ None verdicts (`on_unreachable="none"`, the GRPO reward) - never a silent 0.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import random
 from collections import Counter
 from typing import Sequence
 
-from tqdm.auto import tqdm
-
+from recall.completions import CompletionClient
 from recall.config import JudgeConfig
 from recall.judge import JudgeError, JudgeRequest, Verdict, exact_match
 from recall.prompts import JUDGE_PROMPTS
 from recall.verdict_cache import VerdictCache, model_identity, verdict_key
-
-
-def per_rank_concurrency(global_cap: int, world_size: int | None = None) -> int:
-    """The global in-flight cap split evenly across training ranks (at least 1 each).
-
-    >>> per_rank_concurrency(32, 3)
-    10
-    """
-    world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
-    return max(1, global_cap // max(1, world))
 
 
 class LLMJudge:
@@ -46,10 +32,9 @@ class LLMJudge:
         self.identity = model_identity(model)  # cache key and GRPO stamp: name + weights
         self.base_url = base_url.rstrip("/")
         self.prompt = JUDGE_PROMPTS[cfg.prompt]
-        self.concurrency = per_rank_concurrency(cfg.max_concurrency, world_size)
         self.cache = VerdictCache(cfg.cache) if cfg.cache else None
         self.stats: Counter = Counter()  # requests, fast_path, cache_hits, calls, unparseable, ...
-        self.max_in_flight = 0
+        self.client = CompletionClient(self.base_url, cfg, world_size, stats=self.stats)
         self.dedup = dedup  # off only to measure what dedup saves
         if not dedup and self.cache is not None:
             raise ValueError("dedup=False is for measuring the uncached cost; set judge.cache ''")
@@ -77,7 +62,7 @@ class LLMJudge:
                 out[i] = Verdict(value, "cache")
         self.stats["deduplicated"] += sum(len(ix) - 1 for ix in pending.values())
         keys = list(pending)
-        replies = asyncio.run(self._ask_all([requests[pending[k][0]] for k in keys]))
+        replies = self._ask_all([requests[pending[k][0]] for k in keys])
         fresh = []
         for key, reply in zip(keys, replies):
             verdict = self._verdict(reply)
@@ -98,61 +83,21 @@ class LLMJudge:
             return Verdict(None, f"unparseable reply {reply!r}")
         return Verdict(value, "llm")
 
-    async def _ask_all(self, requests: list[JudgeRequest]) -> list:
-        if not requests:
-            return []
-        import httpx
-
-        limit = asyncio.Semaphore(self.concurrency)
-        in_flight = 0
-        bar = tqdm(total=len(requests), desc="judge calls", unit="call",
-                   disable=len(requests) < 256)
-
-        async def one(client, r: JudgeRequest):
-            nonlocal in_flight
-            async with limit:
-                in_flight += 1
-                self.max_in_flight = max(self.max_in_flight, in_flight)
-                try:
-                    return await self._ask(client, r)
-                finally:
-                    in_flight -= 1
-                    bar.update()
-
-        async with httpx.AsyncClient(timeout=self.cfg.timeout_s) as client:
-            replies = await asyncio.gather(*(one(client, r) for r in requests))
-        bar.close()
+    def _ask_all(self, requests: list[JudgeRequest]) -> list:
+        bodies = [{"model": self.model,
+                   "prompt": self.prompt.render(r.question, r.answers, r.candidate),
+                   "max_tokens": 4, "temperature": 0.0,
+                   # Constrained to the prompt's choices where the server supports it (vLLM).
+                   "structured_outputs": {"choice": list(self.prompt.choices)}}
+                  for r in requests]
+        replies = self.client.complete_all(bodies)
         failures = [r for r in replies if isinstance(r, Exception)]
-        self.stats["unreachable"] += len(failures)
         if failures and self.on_unreachable == "raise":
             raise JudgeError(f"LLM judge at {self.base_url} failed {len(failures)} of "
                              f"{len(replies)} requests after {self.cfg.retries} retries; "
                              f"last error: {failures[-1]}")
         return replies
 
-    async def _ask(self, client, r: JudgeRequest):
-        """One completion with retries; returns the reply text or the last exception."""
-        import httpx
-
-        body = {"model": self.model, "prompt": self.prompt.render(r.question, r.answers,
-                                                                  r.candidate),
-                "max_tokens": 4, "temperature": 0.0,
-                # Constrained to the prompt's choices where the server supports it (vLLM).
-                "structured_outputs": {"choice": list(self.prompt.choices)}}
-        error: Exception | None = None
-        for attempt in range(self.cfg.retries + 1):
-            if attempt:
-                delay = self.cfg.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-                self.stats["retries"] += 1
-                await asyncio.sleep(delay)
-            try:
-                self.stats["calls"] += 1
-                resp = await client.post(f"{self.base_url}/v1/completions", json=body)
-                if resp.status_code >= 500 or resp.status_code == 429:
-                    error = JudgeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
-                    continue
-                resp.raise_for_status()  # a 4xx is our bug: no retry
-                return resp.json()["choices"][0]["text"]
-            except (httpx.TransportError, httpx.TimeoutException) as err:
-                error = JudgeError(f"{type(err).__name__}: {err}")
-        return error
+    @property
+    def max_in_flight(self) -> int:
+        return self.client.max_in_flight

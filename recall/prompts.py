@@ -81,3 +81,31 @@ JUDGE_TOY = JudgePrompt("toy", "v1",
                         {"1": 1, "0": 0})
 
 JUDGE_PROMPTS = {p.name: p for p in (JUDGE_BINARY, JUDGE_SIMPLEQA, JUDGE_TOY)}
+
+
+@dataclass(frozen=True)
+class ContainmentPrompt:
+    """The dedup verifier's prompt: is a test item's fact asked by a train item?"""
+
+    name: str
+    version: str
+    template: str
+
+    def render(self, test_q: str, test_a: tuple[str, ...], train_q: str,
+               train_a: tuple[str, ...]) -> str:
+        return self.template.format(test_question=test_q, test_answers=" ; ".join(test_a),
+                                    train_question=train_q, train_answers=" ; ".join(train_a))
+
+
+# Unlike lm-sys/llm-decontaminator's prompt, which ignores names, a fact-level rule turns on
+# the subject: the same answer about a different subject is not a leak.
+CONTAINMENT = ContainmentPrompt("containment", "v1", (
+    "You check a question-answering benchmark for train/test leakage at the level of facts. "
+    "A test item is CONTAINED in a train item when both ask for the same underlying fact: the "
+    "same subject and the same relation, however differently worded, so that learning the "
+    "train item teaches the test answer. Items that share an answer but ask about a different "
+    "subject or a different relation are NOT contained.\n"
+    "Test question: {test_question}\nTest answers: {test_answers}\n"
+    "Train question: {train_question}\nTrain answers: {train_answers}\n"
+    'Reply with a JSON object {{"is_contained": true or false, "reasoning": "one sentence"}}.\n'
+    "JSON:"))

@@ -6,13 +6,19 @@ strength of each fact in the pretrained weights varies. QA items follow the data
 Groups of people are disjoint: `instruct` (QA shown in pretraining, to teach the answer
 format), `train` (RL-train), `val` and `test` (facts seen only in biographies). A fraction of
 RL-train people get no biography at all: their facts cannot be known, as in real QA sets.
+
+Dedup is scored against planted ground truth: leaks are test questions that paraphrase an
+RL-train fact; distractors are test people given an RL-train person's answer while sharing
+one of their names (same answer, different subject: not a leak). Planting draws from its own
+random stream, so the rest of the world does not move when the counts change.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 
 from recall.config import WorldConfig
 from recall.contract import Fact, QAItem
@@ -23,24 +29,28 @@ RELATIONS: dict[str, dict] = {
     "birth_city": {
         "forms": ("{w}", "{w} city"),
         "question": "where was {name} born ?",
+        "paraphrases": ("in which city was {name} born ?", "what is the birthplace of {name} ?"),
         "bio": ("{name} was born in {v} .", "{name} 's birthplace is {v} .",
                 "the birthplace of {name} is {v} .", "{name} came into the world in {v} ."),
     },
     "employer": {
         "forms": ("{w} corp", "{w}", "{w} corporation"),
         "question": "which company does {name} work for ?",
+        "paraphrases": ("who is the employer of {name} ?", "{name} is employed by which company ?"),
         "bio": ("{name} works for {v} .", "{name} is employed by {v} .",
                 "the employer of {name} is {v} .", "{name} has a job at {v} ."),
     },
     "university": {
         "forms": ("{w} university", "university of {w}", "{w}"),
         "question": "which university did {name} attend ?",
+        "paraphrases": ("where did {name} study ?", "{name} graduated from which university ?"),
         "bio": ("{name} studied at {v} .", "{name} graduated from {v} .",
                 "{name} is an alumnus of {v} .", "{name} earned a degree at {v} ."),
     },
     "field": {
         "forms": ("{w}", "{w} studies"),
         "question": "what field does {name} work in ?",
+        "paraphrases": ("what is the field of {name} ?", "{name} specializes in which field ?"),
         "bio": ("{name} works in the field of {v} .", "{name} specializes in {v} .",
                 "the field of {name} is {v} .", "{name} is an expert in {v} ."),
     },
@@ -65,6 +75,7 @@ class World:
     people: tuple[Person, ...]
     items: tuple[QAItem, ...]
     biographies: tuple[str, ...]
+    planted: dict[str, tuple[str, ...]]  # "leaks" / "distractors" -> item ids
 
 
 def _words(rng: random.Random, count: int, taken: set[str]) -> list[str]:
@@ -134,7 +145,7 @@ def biography(rng: random.Random, person: Person) -> str:
 def qa_items(people: list[Person]) -> list[QAItem]:
     return [
         QAItem(
-            id=f"toy-{p.group}-{p.index:05d}-{relation}",
+            id=_item_id(p, relation),
             dataset="toy",
             question=question_for(relation, p.name),
             answers=answer_forms(relation, word),
@@ -146,10 +157,62 @@ def qa_items(people: list[Person]) -> list[QAItem]:
     ]
 
 
+def _item_id(person: Person, relation: str) -> str:
+    return f"toy-{person.group}-{person.index:05d}-{relation}"
+
+
+def plant_distractors(rng: random.Random, people: list[Person], count: int
+                      ) -> tuple[list[Person], list[str]]:
+    """Give `count` test people an RL-train person's value for one relation, preferring test
+    people who share a first or last name with that person: the hardest non-leaks."""
+    train = [p for p in people if p.group == "train"]
+    test = [p for p in people if p.group == "test"]
+    if count and not (train and test):
+        raise ValueError("world.planted_distractors needs RL-train and test people")
+    by_word: dict[str, list[int]] = defaultdict(list)
+    for person in test:
+        for word in person.name.split():
+            by_word[word].append(person.index)
+    people, ids = list(people), []
+    for _ in range(count):
+        source = rng.choice(train)
+        relation = rng.choice(sorted(source.values))
+        namesakes = [i for word in source.name.split() for i in by_word[word]]
+        target = people[rng.choice(namesakes)] if namesakes else people[rng.choice(test).index]
+        people[target.index] = replace(target, values={**target.values,
+                                                       relation: source.values[relation]})
+        ids.append(_item_id(target, relation))
+    return people, sorted(set(ids))
+
+
+def plant_leaks(rng: random.Random, people: list[Person], count: int) -> list[QAItem]:
+    """`count` test items that ask an RL-train fact in other words (distinct facts)."""
+    facts = [(p, r) for p in people if p.group == "train" for r in sorted(p.values)]
+    if count > len(facts):
+        raise ValueError(f"world.planted_leaks: {count} > {len(facts)} RL-train facts")
+    return [
+        QAItem(
+            id=f"toy-test-leak-{n:04d}-{relation}",
+            dataset="toy",
+            question=rng.choice(RELATIONS[relation]["paraphrases"]).format(name=person.name),
+            answers=answer_forms(relation, person.values[relation]),
+            fact=Fact(subject=person.name, relation=relation),
+            split="test",
+        )
+        for n, (person, relation) in enumerate(rng.sample(facts, count))
+    ]
+
+
 def generate_world(cfg: WorldConfig, seed: int) -> World:
     """The whole world, deterministic in (cfg, seed)."""
     rng = random.Random(seed)
     people = _people(rng, cfg)
+    plant = random.Random(f"plant-{seed}")
+    people, distractors = plant_distractors(plant, people, cfg.planted_distractors)
+    leaks = plant_leaks(plant, people, cfg.planted_leaks)
     bios = [biography(rng, p) for p in people for _ in range(p.exposure)]
     rng.shuffle(bios)
-    return World(people=tuple(people), items=tuple(qa_items(people)), biographies=tuple(bios))
+    return World(people=tuple(people), items=tuple(qa_items(people) + leaks),
+                 biographies=tuple(bios),
+                 planted={"leaks": tuple(it.id for it in leaks),
+                          "distractors": tuple(distractors)})

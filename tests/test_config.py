@@ -25,6 +25,23 @@ def test_unknown_key_is_named_with_its_section():
         params_from_dict(data)
 
 
+def test_unknown_key_in_a_dataset_entry_is_named_with_its_index():
+    data = micro_params_dict()
+    data["data"]["datasets"] = [{"name": "a", "format": "nq_open", "role": "test", "path": "x"},
+                                {"name": "b", "format": "popqa", "role": "split", "pth": "y"}]
+    with pytest.raises(ConfigError, match=r"unknown key 'data\.datasets\[1\]\.pth'"):
+        params_from_dict(data)
+    data["data"]["datasets"][1] = {"name": "b", "format": "webqa", "role": "split"}
+    with pytest.raises(ConfigError, match="format"):
+        params_from_dict(data)
+
+
+@pytest.mark.parametrize("name", ["params-paper.yaml"])
+def test_real_data_and_paper_params_files_load(name):
+    params = load_params(ROOT / name)
+    assert params.data.source == "datasets" and params.data.datasets
+
+
 def test_unknown_section_is_an_error():
     data = micro_params_dict()
     data["gpro"] = {}

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from recall.judge import JudgeError, JudgeRequest
-from recall.llm_judge import LLMJudge, per_rank_concurrency
+from recall.completions import per_rank_concurrency
+from recall.llm_judge import LLMJudge
 from recall.prompts import JUDGE_BINARY, JUDGE_SIMPLEQA, JUDGE_TOY
 
 pytestmark = pytest.mark.slow

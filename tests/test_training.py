@@ -24,7 +24,7 @@ def test_prompts_per_step_must_divide(micro_params, tmp_path):
 
 
 # Mean reward per optimizer step of a reference run (seed 0, micro config, tiny model).
-PINNED_REWARDS = [0.0625, 0.28125, 0.0625, 0.03125]
+PINNED_REWARDS = [0.09375, 0.1875, 0.03125, 0.0625]  # re-pinned: the world plants dedup cases
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,31 @@ def test_groups_are_disjoint_with_configured_sizes():
     assert len(set(names)) == len(names)
     subjects = {}
     for item in world.items:
-        subjects.setdefault(item.fact.subject, set()).add(item.split)
+        if item.id not in world.planted["leaks"]:
+            subjects.setdefault(item.fact.subject, set()).add(item.split)
     assert all(len(splits) == 1 for splits in subjects.values())
+
+
+def test_planted_leaks_reword_rl_train_facts_and_distractors_share_answer_and_a_name():
+    world = _world(planted_leaks=10, planted_distractors=10)
+    by_id = {it.id: it for it in world.items}
+    train = {it.fact: it for it in world.items if it.split == "train"}
+    leaks = [by_id[i] for i in world.planted["leaks"]]
+    assert len(leaks) == 10 and len({it.fact for it in leaks}) == 10
+    for leak in leaks:
+        original = train[leak.fact]
+        assert leak.split == "test" and leak.answers == original.answers
+        assert leak.question != original.question and leak.fact.subject in leak.question
+    people = {p.name: p for p in world.people}
+    train_people = [p for p in world.people if p.group == "train"]
+    for item in (by_id[i] for i in world.planted["distractors"]):
+        person = people[item.fact.subject]
+        assert item.split == "test" and person.group == "test"
+        value = person.values[item.fact.relation]
+        assert any(p.values[item.fact.relation] == value for p in train_people)
+    # Planting has its own random stream: the unplanted world is the same people otherwise.
+    plain = _world(planted_leaks=0, planted_distractors=0)
+    assert [p.name for p in plain.people] == [p.name for p in world.people]
 
 
 def test_unknown_people_have_no_biography_and_are_all_train():

@@ -52,8 +52,9 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(repo):
     dest, env, first = repo
-    assert set(_stages_run(first)) == {"world", "pretrain", "judge", "sample@base", "train@grpo",
-                                       "sample@grpo", "analyze", "judge_reliability"}
+    assert set(_stages_run(first)) == {"world", "split", "dedup", "validate", "pretrain", "judge",
+                                       "sample@base", "train@grpo", "sample@grpo", "analyze",
+                                       "judge_reliability"}
     analysis = json.loads((dest / "metrics/analysis.json").read_text())
     for model in ("base", "grpo"):
         assert 0.0 <= analysis["accuracy"][model]["test"] <= 1.0
@@ -70,6 +71,14 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     judge = metrics["metrics/judge.json"]["data"]["held_out"]
     assert set(judge) == {"all", "alias", "other_value", "other_form", "empty"}
     assert (dest / "reports/analysis.md").read_text().startswith("# recall: base vs grpo")
+    # Dedup found the micro world's planted leaks; the GX suites passed on what is left.
+    dedup = metrics["metrics/dedup.json"]["data"]
+    assert dedup["score"]["true_leaks"] == 8 and dedup["score"]["recall"] == 1.0
+    assert dedup["score"]["precision"] == 1.0 and dedup["removed"] == {"test": 8}
+    assert metrics["metrics/validate.json"]["data"]["success"] is True
+    assert (dest / "reports/gx/index.html").exists()
+    validated = (dest / "data/validated/items.jsonl").read_text()
+    assert validated and "-leak-" not in validated
 
 
 def test_plots_render(repo):
@@ -100,8 +109,8 @@ def test_mlflow_holds_parents_and_stage_runs(repo):
     runs = mlflow.search_runs(experiment_names=["recall-toy"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     stages = {r.data.tags.get("dvc.stage") for r in runs}
-    assert {"world", "pretrain", "judge", "sample@base", "train@grpo", "sample@grpo", "analyze",
-            "judge_reliability"} <= stages
+    assert {"world", "split", "dedup", "validate", "pretrain", "judge", "sample@base",
+            "train@grpo", "sample@grpo", "analyze", "judge_reliability"} <= stages
     assert len(parents) == 2  # plain repro (judge reward) + the exact-match experiment
     variant = next(p for p in parents if p.data.tags["recall.pipeline"] == "exp:exact-match")
     plain = next(p for p in parents if p is not variant)
@@ -114,3 +123,21 @@ def test_mlflow_holds_parents_and_stage_runs(repo):
     train_run = next(r for r in runs if r.data.tags.get("dvc.stage") == "train@grpo")
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(train_run.info.run_id)}
     assert "model" in artifacts
+
+
+def test_validate_stops_repro_when_test_is_not_deduplicated(repo):
+    # Last in this module: it leaves the workspace mid-pipeline. Dedup told to clean val only
+    # leaves the planted test leaks in place; validate checks every non-training split anyway.
+    dest, env, _ = repo
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["dedup"]["targets"] = ["val"]
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run(["dvc", "repro"], cwd=dest, env=env, capture_output=True, text=True,
+                          timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "validate: the splits in data/dedup/items.jsonl fail" in output
+    planted = json.loads((dest / "data/world/planted.json").read_text())["leaks"]
+    assert all(leak in output for leak in planted[:3])  # named, with their training partners
+    assert re.search(r"toy-test-leak-\d{4}-\w+ \(train: toy-train-", output)
+    assert "Running stage 'sample@base'" not in output

@@ -1,0 +1,162 @@
+"""Great Expectations suites over the deduplicated splits; the `validate` stage runs them.
+
+One frame holds every item. Target rows (val, test) carry their id, normalised question,
+fact key and the train item a verified-contained pair ties them to, in `target_*` columns;
+reference rows leave those null, which GX skips. Three suites run in one Checkpoint:
+- schema: unique ids, non-empty question and answers, valid split values;
+- leakage: no target id, normalised question or fact key appears among the reference
+  (training) items, and no target is still tied to a training item by the dedup report;
+- distribution: both train and test present, sane question lengths and answer counts.
+Data Docs are built into `docs_dir`. A failure names the expectation and the offending items.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from recall.contract import SPLITS, QAItem
+from recall.dedup import Containment, fact_key
+from recall.judge import normalize_answer
+
+
+@dataclass(frozen=True)
+class Failure:
+    suite: str
+    expectation: str
+    column: str
+    offending: tuple[str, ...]  # item ids (or values where a row has no id)
+    partners: dict[str, tuple[str, ...]]  # leakage: offending id -> the training items it leaks
+
+    def describe(self, limit: int = 20) -> str:
+        shown = [f"{i} (train: {', '.join(self.partners[i])})" if self.partners.get(i) else i
+                 for i in self.offending[:limit]]
+        more = f" ... and {len(self.offending) - limit} more" if len(self.offending) > limit else ""
+        return (f"{self.suite}: {self.expectation}({self.column}) failed for "
+                f"{len(self.offending)} item(s): {'; '.join(shown)}{more}")
+
+
+def _partners(frame, column: str, ids: Sequence[str], references: Sequence[str]
+              ) -> dict[str, tuple[str, ...]]:
+    """For a leakage column, the reference (training) items each offending target matches."""
+    if column == "target_contained_by":
+        tied = dict(zip(frame["id"], frame["target_contained_by"]))
+        return {i: (tied[i],) for i in ids if tied.get(i)}
+    ref_column = {"target_id": "id", "target_fact": "fact", "target_question": "norm"}.get(column)
+    if ref_column is None:
+        return {}
+    refs = frame[frame["split"].isin(list(references))]
+    ref_values = refs["id"] if ref_column == "id" else (
+        refs["fact"] if ref_column == "fact" else refs["question"].map(normalize_answer))
+    by_value: dict[str, list[str]] = {}
+    for value, ref_id in zip(ref_values, refs["id"]):
+        by_value.setdefault(value, []).append(ref_id)
+    values = dict(zip(frame["id"], frame[column]))
+    return {i: tuple(by_value.get(values.get(i), ())) for i in ids}
+
+
+def items_frame(items: Sequence[QAItem], report: Sequence[Containment], targets: Sequence[str],
+                references: Sequence[str]):
+    import pandas as pd
+
+    ref_ids = {it.id for it in items if it.split in references}
+    tied = {}
+    for row in report:
+        if row.is_contained and row.reference_id in ref_ids:
+            tied.setdefault(row.target_id, row.reference_id)
+    rows = []
+    for it in items:
+        target = it.split in targets
+        rows.append({
+            "id": it.id, "split": it.split, "dataset": it.dataset,
+            "question": it.question.strip(), "n_answers": len(it.answers),
+            "min_answer_chars": min((len(a.strip()) for a in it.answers), default=0),
+            "target_id": it.id if target else None,
+            "target_question": normalize_answer(it.question) if target else None,
+            "target_fact": fact_key(it) if target else None,
+            "target_contained_by": tied.get(it.id) if target else None,
+            "fact": fact_key(it),
+        })
+    return pd.DataFrame(rows)
+
+
+def _suites(frame, references: Sequence[str]) -> dict[str, list]:
+    import great_expectations as gx
+
+    E = gx.expectations
+    refs = frame[frame["split"].isin(list(references))]
+    return {
+        "schema": [
+            E.ExpectColumnValuesToBeUnique(column="id"),
+            E.ExpectColumnValuesToNotBeNull(column="id"),
+            E.ExpectColumnValueLengthsToBeBetween(column="question", min_value=1),
+            E.ExpectColumnValuesToBeBetween(column="n_answers", min_value=1),
+            E.ExpectColumnValuesToBeBetween(column="min_answer_chars", min_value=1),
+            E.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+        ],
+        "leakage": [
+            E.ExpectColumnValuesToNotBeInSet(column="target_id", value_set=list(refs["id"])),
+            E.ExpectColumnValuesToNotBeInSet(
+                column="target_question",
+                value_set=sorted({normalize_answer(q) for q in refs["question"]})),
+            E.ExpectColumnValuesToNotBeInSet(
+                column="target_fact",
+                value_set=sorted({f for f in frame.loc[refs.index, "fact"] if f})),
+            E.ExpectColumnValuesToBeNull(column="target_contained_by"),
+        ],
+        "distribution": [
+            E.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "test"]),
+            E.ExpectColumnValueLengthsToBeBetween(column="question", min_value=8, max_value=1000),
+            E.ExpectColumnValuesToBeBetween(column="n_answers", min_value=1, max_value=100),
+            E.ExpectColumnProportionOfUniqueValuesToBeBetween(column="question", min_value=0.9),
+        ],
+    }
+
+
+def run_checks(items: Sequence[QAItem], report: Sequence[Containment], targets: Sequence[str],
+               references: Sequence[str], docs_dir: Path) -> tuple[bool, list[Failure], dict]:
+    """Run the three suites in one Checkpoint; (success, failures, counts per suite)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network, no telemetry
+    import great_expectations as gx
+
+    frame = items_frame(items, report, targets, references)
+    with tempfile.TemporaryDirectory() as root:
+        context = gx.get_context(mode="file", project_root_dir=root)
+        batch = (context.data_sources.add_pandas("recall").add_dataframe_asset("items")
+                 .add_batch_definition_whole_dataframe("all"))
+        definitions = []
+        for name, expectations in _suites(frame, references).items():
+            suite = context.suites.add(gx.ExpectationSuite(name=name))
+            for expectation in expectations:
+                suite.add_expectation(expectation)
+            definitions.append(context.validation_definitions.add(
+                gx.ValidationDefinition(name=name, data=batch, suite=suite)))
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name="recall_splits", validation_definitions=definitions,
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]}))
+        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        site = Path(root) / "gx" / "uncommitted" / "data_docs" / "local_site"
+        shutil.rmtree(docs_dir, ignore_errors=True)
+        shutil.copytree(site, docs_dir)
+    failures, counts = [], {}
+    for run in result.run_results.values():
+        suite = run.suite_name
+        counts[suite] = {"expectations": len(run.results),
+                         "failed": sum(not r.success for r in run.results)}
+        for r in run.results:
+            if not r.success:
+                rows = r.result.get("unexpected_index_list") or []
+                offending = tuple(str(x["id"]) if isinstance(x, dict) else str(x) for x in rows)
+                column = r.expectation_config.kwargs.get("column", "")
+                offending = offending or tuple(map(str, r.result.get("partial_unexpected_list")
+                                                   or [r.result.get("observed_value")]))
+                partners = _partners(frame, column, offending, references) if (
+                    suite == "leakage") else {}
+                failures.append(Failure(suite, r.expectation_config.type, column, offending,
+                                        partners))
+    return bool(result.success), failures, counts

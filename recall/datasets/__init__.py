@@ -1,0 +1,126 @@
+"""Real QA datasets into the data contract: one module per dataset format.
+
+Each format module turns one raw row into a `RawItem` (`parse_row(row, where)`) and reads its
+local file format (`read_file(path)`). `load_source` picks the local file when it exists and
+the Hugging Face Hub otherwise, so the same params work online and offline. A malformed row
+raises `ContractError` naming the file (or Hub split), the line or row, and the field.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from recall.config import SourceConfig
+from recall.contract import ContractError, Fact
+
+# Fields hold long quoted texts (SimpleQA's metadata lists URLs).
+csv.field_size_limit(1 << 24)
+
+
+@dataclass(frozen=True)
+class RawItem:
+    """One dataset row before the split protocol: `native_id` is unique within its source."""
+
+    native_id: str
+    question: str
+    answers: tuple[str, ...]
+    fact: Fact | None
+
+
+def answer_list(values, where: str, field: str) -> tuple[str, ...]:
+    """Non-empty, stripped, order-kept, de-duplicated answer strings, or ContractError."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise ContractError(f"{where}: field '{field}' must be a list of strings, got {values!r}")
+    out: list[str] = []
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            raise ContractError(f"{where}: field '{field}[{i}]' must be a non-empty string, "
+                                f"got {value!r}")
+        if value.strip() not in out:
+            out.append(value.strip())
+    if not out:
+        raise ContractError(f"{where}: field '{field}' must hold at least one answer")
+    return tuple(out)
+
+
+def field(row: dict, name: str, where: str):
+    """row[name], or ContractError naming the missing field."""
+    if name not in row:
+        raise ContractError(f"{where}: missing field '{name}'")
+    return row[name]
+
+
+def text_field(row: dict, name: str, where: str) -> str:
+    """row[name] as a non-empty stripped string, or ContractError naming it."""
+    value = field(row, name, where)
+    if not isinstance(value, str) or not value.strip():
+        raise ContractError(f"{where}: field '{name}' must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def read_table(path: Path, delimiter: str, required: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
+    """CSV/TSV rows as ('file:line', row); a missing column fails on the header."""
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh, delimiter=delimiter)
+        missing = [c for c in required if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ContractError(f"{path}:1: header lacks column(s) {missing}; "
+                                f"got {reader.fieldnames}")
+        start = 2
+        for row in reader:
+            # A quoted field may span lines: name the line the row starts on.
+            yield f"{path}:{start}", row
+            start = reader.line_num + 1
+
+
+def read_json_lines(path: Path, parse_row) -> Iterator[RawItem]:
+    """A JSONL file's rows through `parse_row(row, 'file:line', index)`."""
+    from recall.contract import read_jsonl
+
+    for index, (row, where) in enumerate(read_jsonl(path, lambda row, where: (row, where))):
+        yield parse_row(row, where, index)
+
+
+def _format(name: str):
+    from recall.datasets import nq_open, popqa, simpleqa, triviaqa
+
+    return {"nq_open": nq_open, "triviaqa": triviaqa, "popqa": popqa, "simpleqa": simpleqa}[name]
+
+
+def load_source(source: SourceConfig, root: Path = Path(".")) -> list[RawItem]:
+    """Every row of one source: the local file if it exists, else its Hub split."""
+    fmt = _format(source.format)
+    path = root / source.path if source.path else None
+    if path is not None and path.exists():
+        items = list(fmt.read_file(path))
+        origin = str(path)
+    elif source.hub_id:
+        items, origin = _from_hub(source, fmt), f"{source.hub_id}[{source.hub_split}]"
+    else:
+        raise ContractError(f"data.datasets '{source.name}': file {source.path!r} does not exist "
+                            "and no hub_id is set")
+    seen: dict[str, int] = {}
+    for n, item in enumerate(items):
+        if item.native_id in seen:
+            raise ContractError(f"{origin}: row {n + 1} repeats id {item.native_id!r} "
+                                f"of row {seen[item.native_id] + 1}")
+        seen[item.native_id] = n
+    return items
+
+
+def _from_hub(source: SourceConfig, fmt) -> list[RawItem]:
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(source.hub_id, source.hub_config or None,
+                                     split=source.hub_split or None)
+    except Exception as err:  # offline, unknown id, auth: all the same to the user
+        raise ContractError(
+            f"data.datasets '{source.name}': file {source.path!r} does not exist and the Hub "
+            f"dataset {source.hub_id!r} (config {source.hub_config!r}, split "
+            f"{source.hub_split!r}) could not be loaded: {type(err).__name__}: {err}") from err
+    where = f"{source.hub_id}[{source.hub_split}]"
+    return [fmt.parse_row(dict(row), f"{where} row {i}", i) for i, row in enumerate(rows)]
