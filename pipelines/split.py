@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import read_items, write_jsonl
-from recall.datasets import load_source
+from recall.datasets import load_source, source_origin
 from recall.splitting import selected_sources, split_sources
 from recall.tracking import stage_run
 
@@ -36,8 +36,10 @@ def main() -> None:
             items = read_items(args.world)
             summary = {"sources": {"world": dict(Counter(it.split for it in items))}}
         else:
-            loaded = [(src, load_source(src)) for src in selected_sources(params.data)]
+            sources = selected_sources(params.data)
+            loaded = [(src, load_source(src)) for src in sources]
             items, summary = split_sources(loaded, params.data, params.experiment.seed)
+            summary["origin"] = {src.name: source_origin(src) for src in sources}
         summary["items"] = dict(Counter(it.split for it in items))
         write_jsonl(args.out, items)
         args.metrics.parent.mkdir(parents=True, exist_ok=True)

