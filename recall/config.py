@@ -92,6 +92,7 @@ class DedupConfig:
     use_fact_keys: bool  # a dataset's own fact metadata (PopQA) counts; never the toy's truth
     verifier: Literal["heuristic", "llm"]  # llm: the judge section's server, JSON verdicts
     max_df: float  # heuristic: words in more questions than this share are not distinctive
+    min_overlap: float  # heuristic: share of one side's distinctive words the other must hold
 
 
 @dataclass(frozen=True)

@@ -80,27 +80,45 @@ def candidates(targets: Sequence[QAItem], references: Sequence[QAItem], cfg: Ded
     return out
 
 
+def stem(word: str) -> str:
+    """A crude suffix stripper, so 'oceans'/'ocean' and 'sponsored'/'sponsor' match.
+
+    >>> [stem(w) for w in ("oceans", "sponsored", "starting", "bus", "kiro")]
+    ['ocean', 'sponsor', 'start', 'bus', 'kiro']
+    """
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[:-len(suffix)]
+    return word
+
+
+def question_words(question: str) -> set[str]:
+    return {stem(w) for w in normalize_answer(question).split()}
+
+
 class HeuristicVerifier:
-    """Contained iff the two items share a normalised answer AND every distinctive word of one
-    question occurs in the other.
+    """Contained iff the two items share a normalised answer AND at least `min_overlap` of
+    one question's distinctive words occur in the other (words suffix-stemmed).
 
     A word is distinctive when it occurs in at most `max_df` of all questions (targets and
     references together): question forms ("where", "born", "which company") are common,
     subject names are rare. Requiring a shared answer rules out same-subject questions about
-    another relation; requiring one side's distinctive words inside the other rules out the
-    same answer about another subject. It catches rewordings of the form around the same
-    subject words, not synonyms of the subject itself: on real data it is a CPU fallback for
-    the LLM verifier, not a replacement.
+    another relation; requiring one side's distinctive words in the other rules out the same
+    answer about another subject (a two-word name sharing one word is an overlap of 0.5).
+    It catches rewordings of the form around the same subject words, not synonyms of the
+    subject itself: on real data it is a CPU fallback for the LLM verifier, not a
+    replacement.
     """
 
     name = "heuristic"
 
-    def __init__(self, questions: Sequence[str], max_df: float):
-        df = Counter(w for q in questions for w in set(normalize_answer(q).split()))
+    def __init__(self, questions: Sequence[str], max_df: float, min_overlap: float = 1.0):
+        df = Counter(w for q in questions for w in question_words(q))
         self.common = {w for w, c in df.items() if c > max_df * len(questions)}
+        self.min_overlap = min_overlap
 
-    def _distinctive(self, words: set[str]) -> set[str]:
-        return words - self.common
+    def _covered(self, key: set[str], words: set[str]) -> bool:
+        return bool(key) and len(key & words) >= self.min_overlap * len(key)
 
     def verify(self, pairs: Sequence[tuple[QAItem, QAItem]]) -> list[tuple[bool, str]]:
         out = []
@@ -110,16 +128,15 @@ class HeuristicVerifier:
             if not shared:
                 out.append((False, "no answer in common"))
                 continue
-            t_words = set(normalize_answer(target.question).split())
-            r_words = set(normalize_answer(ref.question).split())
-            t_key, r_key = self._distinctive(t_words), self._distinctive(r_words)
+            t_words, r_words = question_words(target.question), question_words(ref.question)
+            t_key, r_key = t_words - self.common, r_words - self.common
             answer = sorted(shared)[0]
-            if r_key and r_key <= t_words:
-                out.append((True, f"answer '{answer}' and the train question's distinctive "
-                                  f"words {sorted(r_key)} all in the test question"))
-            elif t_key and t_key <= r_words:
-                out.append((True, f"answer '{answer}' and the test question's distinctive "
-                                  f"words {sorted(t_key)} all in the train question"))
+            if self._covered(r_key, t_words):
+                out.append((True, f"answer '{answer}'; the train question's distinctive words "
+                                  f"{sorted(r_key)}: {sorted(r_key & t_words)} in the test question"))
+            elif self._covered(t_key, r_words):
+                out.append((True, f"answer '{answer}'; the test question's distinctive words "
+                                  f"{sorted(t_key)}: {sorted(t_key & r_words)} in the train question"))
             else:
                 out.append((False, f"answer '{answer}' shared, but test words "
                                    f"{sorted(t_key - r_words)} and train words "
@@ -185,7 +202,7 @@ class LLMVerifier:
 def open_verifier(cfg: DedupConfig, judge: JudgeConfig, questions: Sequence[str]) -> Iterator:
     """The configured verifier; for `llm`, the judge server (served here if no base_url)."""
     if cfg.verifier == "heuristic":
-        yield HeuristicVerifier(questions, cfg.max_df)
+        yield HeuristicVerifier(questions, cfg.max_df, cfg.min_overlap)
     elif judge.base_url:
         yield LLMVerifier(judge, judge.base_url, judge.model)
     else:

@@ -149,3 +149,18 @@ def test_llm_verifier_unreachable_is_an_error(micro_params):
     ref = _item("r", "train", "ref?", ["a"])
     with pytest.raises(DedupError, match=r"\(t, r\): unreachable"):
         verifier.verify([(_item("t", "test", "q?", ["a"]), ref)])
+
+
+def test_min_overlap_tolerates_one_extra_word_of_four_and_inflection():
+    train = _item("r", "train", "who played the beast in beauty and the beast 2017", ["Dan Stevens"])
+    test = _item("t", "test", "who plays the beast in the movie beauty and the beast", ["dan stevens"])
+    filler = [_item(f"f{i}", "train", f"who played the role number {i} here", ["x"])
+              for i in range(30)]
+    questions = [it.question for it in [train, test, *filler]]
+    strict = HeuristicVerifier(questions, max_df=0.5, min_overlap=1.0)
+    loose = HeuristicVerifier(questions, max_df=0.5, min_overlap=0.75)
+    # The train side's distinctive words {2017, and, beast, beauty, in}: 4 of 5 are in the test
+    # question ('plays'/'played' stem apart, so the form words differ too).
+    assert strict.verify([(test, train)])[0][0] is False
+    verdict, why = loose.verify([(test, train)])[0]
+    assert verdict is True and "['and', 'beast', 'beauty', 'in'] in the test question" in why
