@@ -100,25 +100,30 @@ class HeuristicVerifier:
     """Contained iff the two items share a normalised answer AND at least `min_overlap` of
     one question's distinctive words occur in the other (words suffix-stemmed).
 
-    A word is distinctive when it occurs in at most `max_df` of all questions (targets and
-    references together): question forms ("where", "born", "which company") are common,
-    subject names are rare. Requiring a shared answer rules out same-subject questions about
+    A word is distinctive when it is not an English stop word (scikit-learn's list) and occurs
+    in at most `max_df` of all questions (targets and references together): question forms
+    ("where", "born", "which company") are common, subject names are rare. Requiring a shared answer rules out same-subject questions about
     another relation; requiring one side's distinctive words in the other rules out the same
     answer about another subject (a two-word name sharing one word is an overlap of 0.5).
     It catches rewordings of the form around the same subject words, not synonyms of the
     subject itself: on real data it is a CPU fallback for the LLM verifier, not a
-    replacement.
+    replacement. A side with fewer than two distinctive words cannot establish containment;
+    the same normalised question with a shared answer always does.
     """
 
     name = "heuristic"
 
     def __init__(self, questions: Sequence[str], max_df: float, min_overlap: float = 1.0):
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
         df = Counter(w for q in questions for w in question_words(q))
         self.common = {w for w, c in df.items() if c > max_df * len(questions)}
+        self.common |= {stem(w) for w in ENGLISH_STOP_WORDS}
         self.min_overlap = min_overlap
 
     def _covered(self, key: set[str], words: set[str]) -> bool:
-        return bool(key) and len(key & words) >= self.min_overlap * len(key)
+        # One distinctive word plus an answer is too little evidence for a shared subject.
+        return len(key) >= 2 and len(key & words) >= self.min_overlap * len(key)
 
     def verify(self, pairs: Sequence[tuple[QAItem, QAItem]]) -> list[tuple[bool, str]]:
         out = []
@@ -131,7 +136,9 @@ class HeuristicVerifier:
             t_words, r_words = question_words(target.question), question_words(ref.question)
             t_key, r_key = t_words - self.common, r_words - self.common
             answer = sorted(shared)[0]
-            if self._covered(r_key, t_words):
+            if normalize_answer(target.question) == normalize_answer(ref.question):
+                out.append((True, f"answer '{answer}' and the same normalised question"))
+            elif self._covered(r_key, t_words):
                 out.append((True, f"answer '{answer}'; the train question's distinctive words "
                                   f"{sorted(r_key)}: {sorted(r_key & t_words)} in the test question"))
             elif self._covered(t_key, r_words):

@@ -151,16 +151,26 @@ def test_llm_verifier_unreachable_is_an_error(micro_params):
         verifier.verify([(_item("t", "test", "q?", ["a"]), ref)])
 
 
-def test_min_overlap_tolerates_one_extra_word_of_four_and_inflection():
-    train = _item("r", "train", "who played the beast in beauty and the beast 2017", ["Dan Stevens"])
-    test = _item("t", "test", "who plays the beast in the movie beauty and the beast", ["dan stevens"])
+def test_min_overlap_tolerates_one_word_of_four_and_stop_words_never_count():
+    # A real pair: NQ-open dev vs EfficientQA dev.
+    train = _item("r", "train", "who sings if this world were mine with luther vandross",
+                  ["Tammi Terrell"])
+    test = _item("t", "test", "who sang if this world were mine with luther vandross",
+                 ["tammi terrell", "Cheryl Lynn"])
     filler = [_item(f"f{i}", "train", f"who played the role number {i} here", ["x"])
               for i in range(30)]
     questions = [it.question for it in [train, test, *filler]]
     strict = HeuristicVerifier(questions, max_df=0.5, min_overlap=1.0)
     loose = HeuristicVerifier(questions, max_df=0.5, min_overlap=0.75)
-    # The train side's distinctive words {2017, and, beast, beauty, in}: 4 of 5 are in the test
-    # question ('plays'/'played' stem apart, so the form words differ too).
+    # Distinctive: {sing, world, luther, vandross} vs {sang, ...}: 'if this were mine with'
+    # are stop words, so 3 of 4 match.
     assert strict.verify([(test, train)])[0][0] is False
     verdict, why = loose.verify([(test, train)])[0]
-    assert verdict is True and "['and', 'beast', 'beauty', 'in'] in the test question" in why
+    assert verdict is True and "['luther', 'vandros', 'world'] in the test question" in why
+
+
+def test_one_distinctive_word_is_not_enough():
+    train = _item("r", "train", "when did india last win olympic gold", ["1980"])
+    test = _item("t", "test", "when did the us not go to the olympics", ["1980"])
+    verifier = HeuristicVerifier([train.question, test.question] * 20, max_df=0.9)
+    assert verifier.verify([(test, train)])[0][0] is False
