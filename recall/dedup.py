@@ -61,8 +61,9 @@ def candidates(targets: Sequence[QAItem], references: Sequence[QAItem], cfg: Ded
             "fact_key": fact_key if cfg.use_fact_keys else (lambda it: None)}
     for j, ref in enumerate(references):
         for reason, key in keys.items():
-            if key(ref) is not None:
-                index[reason].setdefault(key(ref), []).append(j)
+            value = key(ref)
+            if value is not None:
+                index[reason].setdefault(value, []).append(j)
     t_questions, r_questions = [t.question for t in targets], [r.question for r in references]
     if cfg.embedding_model:
         near, sims = dense_top_k(t_questions, r_questions, cfg.top_k, cfg.embedding_model)
@@ -72,7 +73,7 @@ def candidates(targets: Sequence[QAItem], references: Sequence[QAItem], cfg: Ded
     for i, target in enumerate(targets):
         chosen: dict[int, tuple[int, str, float]] = {}
         for reason, key in keys.items():
-            for j in index[reason].get(key(target), []) if key(target) is not None else []:
+            for j in index[reason].get(key(target), []):  # a None key is in no index
                 chosen.setdefault(j, (j, reason, 1.0))
         for j, sim in zip(near[i], sims[i]):
             chosen.setdefault(int(j), (int(j), "retrieval", float(sim)))
@@ -102,13 +103,14 @@ class HeuristicVerifier:
 
     A word is distinctive when it is not an English stop word (scikit-learn's list) and occurs
     in at most `max_df` of all questions (targets and references together): question forms
-    ("where", "born", "which company") are common, subject names are rare. Requiring a shared answer rules out same-subject questions about
-    another relation; requiring one side's distinctive words in the other rules out the same
-    answer about another subject (a two-word name sharing one word is an overlap of 0.5).
-    It catches rewordings of the form around the same subject words, not synonyms of the
-    subject itself: on real data it is a CPU fallback for the LLM verifier, not a
-    replacement. A side with fewer than two distinctive words cannot establish containment;
-    the same normalised question with a shared answer always does.
+    ("where", "born", "which company") are common, subject names are rare. Requiring a shared
+    answer rules out same-subject questions about another relation; requiring one side's
+    distinctive words in the other rules out the same answer about another subject (a
+    two-word name sharing one word is an overlap of 0.5). A side with fewer than two
+    distinctive words cannot establish containment; the same normalised question with a
+    shared answer always does. It catches rewordings of the form around the same subject
+    words, not synonyms of the subject itself: on real data it is a CPU fallback for the LLM
+    verifier, not a replacement.
     """
 
     name = "heuristic"

@@ -91,11 +91,17 @@ def _format(name: str):
     return {"nq_open": nq_open, "triviaqa": triviaqa, "popqa": popqa, "simpleqa": simpleqa}[name]
 
 
+def _local_file(source: SourceConfig, root: Path) -> Path | None:
+    """The source's local file, when it names one that exists."""
+    path = root / source.path if source.path else None
+    return path if path is not None and path.exists() else None
+
+
 def load_source(source: SourceConfig, root: Path = Path(".")) -> list[RawItem]:
     """Every row of one source: the local file if it exists, else its Hub split."""
     fmt = _format(source.format)
-    path = root / source.path if source.path else None
-    if path is not None and path.exists():
+    path = _local_file(source, root)
+    if path is not None:
         items = list(fmt.read_file(path))
         origin = str(path)
     elif source.hub_id:
@@ -115,8 +121,8 @@ def load_source(source: SourceConfig, root: Path = Path(".")) -> list[RawItem]:
 def source_origin(source: SourceConfig, root: Path = Path(".")) -> str:
     """Where `load_source` reads from, with the file's sha256: DVC cannot track files outside
     the repo, so metrics/split.json records what each run read."""
-    path = root / source.path if source.path else None
-    if path is not None and path.exists():
+    path = _local_file(source, root)
+    if path is not None:
         return f"{path} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
     return f"hub:{source.hub_id}/{source.hub_config}/{source.hub_split}"
 
