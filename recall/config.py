@@ -154,6 +154,7 @@ class JudgeConfig:
     model: str  # model directory (served) or the server's model name
     prompt: Literal["toy", "binary", "simpleqa"]
     max_concurrency: int  # in-flight requests, global: split across training ranks
+    batch_prompts: int  # prompts per HTTP request (a list-prompt completions call)
     timeout_s: float  # per request
     retries: int  # after the first try, with jittered exponential backoff
     backoff_s: float

@@ -96,8 +96,12 @@ class _Scripted(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.bodies.append(body)
-        text = next((reply for key, reply in self.script.items() if key in body["prompt"]), "??")
-        payload = json.dumps({"choices": [{"text": text}]}).encode()
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        texts = [next((reply for key, reply in self.script.items() if key in p), "??")
+                 for p in prompts]
+        # Like vLLM: one choice per prompt, each with its index (here in reverse order).
+        payload = json.dumps({"choices": [{"index": i, "text": t}
+                                          for i, t in reversed(list(enumerate(texts)))]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -132,7 +136,9 @@ def test_llm_verifier_sends_schema_and_parses(scripted_server, micro_params):
         "other?": '{"is_contained": false, "reasoning": "other"}'})
     handler = scripted_server[1]
     assert verdicts == [(True, "same fact"), (False, "other")]
+    assert len(handler.bodies) == 1  # both pairs in one batched request
     body = handler.bodies[0]
+    assert len(body["prompt"]) == 2
     assert body["model"] == "judge-model" and body["temperature"] == 0.0
     assert body["structured_outputs"]["json"]["required"] == ["is_contained", "reasoning"]
 

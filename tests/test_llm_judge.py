@@ -54,10 +54,15 @@ def test_server_verdicts_are_parsed(judge_server, tmp_path):
 
 def test_concurrency_cap_holds(judge_server, tmp_path):
     base_url, model, world, params = judge_server
-    judge = LLMJudge(_cfg(params, tmp_path, fast_path=False, max_concurrency=4, cache=""),
-                     base_url, model)
-    judge.judge(_requests(world, 48))
+    judge = LLMJudge(_cfg(params, tmp_path, fast_path=False, max_concurrency=4, batch_prompts=3,
+                          cache=""), base_url, model)
+    verdicts = judge.judge(_requests(world, 48))
     assert judge.max_in_flight == 4
+    assert judge.stats["posts"] == 16 and judge.stats["calls"] == 48
+    # Batched replies come back in prompt order: the same verdicts as one prompt per request.
+    single = LLMJudge(_cfg(params, tmp_path, fast_path=False, batch_prompts=1, cache=""),
+                      base_url, model).judge(_requests(world, 48))
+    assert [v.value for v in verdicts] == [v.value for v in single]
     assert per_rank_concurrency(32, world_size=4) == 8
 
 
@@ -123,7 +128,8 @@ def test_server_stopped_mid_batch_retries_then_fails_clearly(toy_judge, tmp_path
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base_url, proc, 300)
-        judge = LLMJudge(_cfg(params, tmp_path, fast_path=False, max_concurrency=1, retries=2,
+        judge = LLMJudge(_cfg(params, tmp_path, fast_path=False, max_concurrency=1, batch_prompts=4,
+                              retries=2,
                               backoff_s=0.05, timeout_s=5, cache=""), base_url, str(model_dir))
 
         def stop_when_busy():
