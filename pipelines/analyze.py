@@ -1,54 +1,88 @@
-"""Stage `analyze`: base vs trained model: accuracy, pass@k, accessibility, repair rate.
+"""Stage `analyze`: the study's one report: Table 1, the five findings, and the figures.
 
-    python pipelines/analyze.py [--method grpo]
-Writes metrics/analysis.json, plots/*.csv|png and reports/analysis.md.
+    python pipelines/analyze.py
+Reads runs/base, runs/<method>/seed<s> for every method and seed, runs/attribution and
+runs/transfer; writes reports/analysis.md, metrics/analysis.json and plots/ (CSV for
+`dvc plots`, PNG for the report and MLflow).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
-from recall.analysis import compare, report_markdown, write_plots
+from recall.analysis import write_plots, compare
 from recall.config import load_params
-from recall.contract import read_records
+from recall.contract import read_items, read_records
+from recall.figures import study_markdown, write_study_plots
+from recall.report import (attribution_shares, findings, majority_vote_accuracy, method_table,
+                           transfer_gains)
+from recall.study import METHODS
 from recall.tracking import log_to_parent, stage_run
+
+
+def _runs(root: Path, seeds, samples: bool = True) -> dict:
+    return {s: (read_records(root / f"seed{s}" / "greedy.jsonl"),
+                read_records(root / f"seed{s}" / "samples.jsonl") if samples else [])
+            for s in seeds}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--method", default="grpo")
+    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
     args = ap.parse_args()
     params = load_params(args.params)
-    base, after = Path("runs/base"), Path("runs") / args.method
+    study = params.study
+    runs = Path("runs")
 
     with stage_run(params, "analyze") as run:
         import mlflow
 
-        result = compare(read_records(base / "greedy.jsonl"), read_records(base / "samples.jsonl"),
-                         read_records(after / "greedy.jsonl"), read_records(after / "samples.jsonl"),
-                         params.analyze)
-        acc = result["accuracy"]
-        metrics = {
-            "accuracy": {"base": acc["base"], args.method: acc["after"],
-                         "gain_abs": acc["gain_abs"], "gain_rel": acc["gain_rel"]},
-            "pass_at_k": {"base": result["pass_at_k"]["base"],
-                          args.method: result["pass_at_k"]["after"]},
-            "repair_rate": {b: v["rate"] for b, v in result["repair"].items()},
-            "transitions": result["transitions"],
-        }
+        items = read_items(args.items)
+        base = (read_records(runs / "base/greedy.jsonl"), read_records(runs / "base/samples.jsonl"))
+        methods = {m: _runs(runs / m, study.seeds) for m in METHODS}
+        table = method_table(base, methods, items, params.analyze)
+        table["majority_k"] = study.majority_k
+        majority = majority_vote_accuracy(base[1], study.majority_k)
+        attribution = json.loads(Path("metrics/attribution.json").read_text())
+        parts = {name: {s: _runs(runs / "attribution" / name, [s], False)[s][0]
+                        for s in params.attribution.seeds} for name in params.attribution.partitions}
+        shares = attribution_shares(base[0], methods["grpo"], parts)
+        moved = json.loads(Path("metrics/transfer.json").read_text())
+        transfer = transfer_gains(base[0], {s: g for s, (g, _) in
+                                            _runs(runs / "transfer", params.transfer.seeds, False).items()},
+                                  moved["source_test"], moved["target_test"])
+        transfer.update(by=moved["by"], source_names=moved["source"], target_names=moved["target"],
+                        source_train=moved["source_train"])
+        dynamics = []
+        for m in METHODS:
+            with (runs / m / "dynamics.csv").open() as fh:
+                dynamics += [{**r, "progress": float(r["progress"]), "accuracy": float(r["accuracy"])}
+                             for r in csv.DictReader(fh)]
+        plots = Path("plots")
+        figures = write_study_plots(table, dynamics, shares, plots)
+        # The base model's accessibility and GRPO (first seed) against it, as before.
+        first = min(study.seeds)
+        figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze), "grpo", plots)
+        found = findings(table, majority, shares, table["datasets"][0])
+        report = study_markdown(table, majority, shares, transfer, found, attribution, figures)
+        Path("reports").mkdir(exist_ok=True)
+        Path("reports/analysis.md").write_text(report)
+        metrics = {"table": table, "majority_vote": majority, "attribution": shares,
+                   "transfer": transfer, "cot": study.cot}
         Path("metrics").mkdir(exist_ok=True)
         Path("metrics/analysis.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        figures = write_plots(result, args.method, Path("plots"))
-        Path("reports").mkdir(exist_ok=True)
-        Path("reports/analysis.md").write_text(report_markdown(result, args.method))
 
-        headline = {"test_acc_base": acc["base"]["test"],
-                    f"test_acc_{args.method}": acc["after"]["test"], "test_gain_abs": acc["gain_abs"],
-                    **{f"pass_at_{k}_{args.method}": v for k, v in result["pass_at_k"]["after"].items()},
-                    **{f"pass_at_{k}_base": v for k, v in result["pass_at_k"]["base"].items()}}
+        d = table["datasets"][0]
+        headline = {"test_acc_base": table["base"][d], "test_acc_majority": majority,
+                    **{f"test_acc_{m}": table[m]["accuracy"][d]["mean"] for m in METHODS},
+                    **{f"test_gain_{m}": table[m]["gain_abs"][d]["mean"] for m in METHODS},
+                    **{f"attribution_share_{n}": p["share"]["mean"]
+                       for n, p in shares["partitions"].items()},
+                    "transfer_target_gain": transfer["target"]["gain"]["mean"]}
         mlflow.log_metrics(headline)
         log_to_parent(run, headline)
         for fig in figures:

@@ -2,7 +2,7 @@
 
     python pipelines/judge_reliability.py [--params params.yaml] [--labels FILE]
 The paper's Appendix D: distinct test answers sampled before RL (runs/base) and after RL
-(runs/grpo), labelled by the toy world's ground truth, or by a labelled sample file
+(runs/grpo/seed0), labelled by the toy world's ground truth, or by a labelled sample file
 (--labels, JSON lines of question/answers/candidate/label) for real data. The judge is the
 configured model served bare (no fast path, no cache), so the rates are the model's own.
 """
@@ -25,7 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
-    ap.add_argument("--runs", nargs="+", default=["base:pre_rl", "grpo:post_rl"],
+    ap.add_argument("--runs", nargs="+", default=["base:pre_rl", "grpo/seed0:post_rl"],
                     help="run:group pairs; samples come from runs/<run>/samples.jsonl")
     ap.add_argument("--labels", type=Path, help="labelled sample file (real data)")
     ap.add_argument("--metrics", type=Path, default=Path("metrics/judge_reliability.json"))

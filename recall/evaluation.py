@@ -1,6 +1,7 @@
 """Evaluation during training: greedy accuracy of the live policy at step intervals.
 
-Sweeps report it to Optuna for pruning.
+Sweeps report it to Optuna for pruning; the study records it over normalised training
+progress for every method (the paper's Figure 1).
 """
 
 from __future__ import annotations
@@ -43,3 +44,59 @@ class GreedyEvaluation(TrainerCallback):
         finally:
             model.train(was_training)
         self.on_eval(state.global_step, acc)
+
+
+def progress_steps(max_steps: int, points: int) -> dict[int, float]:
+    """The optimizer steps at which to evaluate, mapped to normalised progress in (0, 1].
+
+    >>> progress_steps(10, 4)
+    {2: 0.25, 5: 0.5, 8: 0.75, 10: 1.0}
+    """
+    if max_steps < 1 or points < 1:
+        raise ValueError(f"progress_steps needs max_steps >= 1 and points >= 1, "
+                         f"got {max_steps}, {points}")
+    out: dict[int, float] = {}
+    for i in range(1, points + 1):
+        out.setdefault(max(1, round(max_steps * i / points)), i / points)
+    return out
+
+
+def greedy_by_split(model, tokenizer, judge: Judge, items: Sequence[QAItem],
+                    rollout: RolloutConfig) -> dict[str, float]:
+    """Greedy accuracy of an in-memory model, per split of `items`."""
+    was_training = model.training
+    model.eval()
+    try:
+        records, unjudged = sample_items(TransformersEngine.from_model(model, tokenizer), judge,
+                                         items, greedy_settings(rollout), "policy")
+    finally:
+        model.train(was_training)
+    if unjudged:
+        raise RuntimeError(f"the judge gave no verdict on {unjudged} greedy answers")
+    return accuracy_by_split(records)
+
+
+class ProgressEvaluation(TrainerCallback):
+    """Greedy accuracy per split of `items` at `points` evenly spaced fractions of training:
+    the training-dynamics curves (train-split and test-split accuracy vs progress)."""
+
+    def __init__(self, items: Sequence[QAItem], judge: Judge, tokenizer, rollout: RolloutConfig,
+                 points: int):
+        self.items, self.judge, self.tokenizer = list(items), judge, tokenizer
+        self.rollout, self.points = rollout, points
+        self.rows: list[dict] = []  # {"progress", "step", "split", "accuracy"}
+        self._at: dict[int, float] = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # points 0: no dynamics (attribution and transfer runs need only the final model)
+        self._at = progress_steps(state.max_steps, self.points) if self.points else {}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self._at:
+            self.record(self._at[state.global_step], state.global_step, model)
+
+    def record(self, progress: float, step: int, model) -> None:
+        for split, acc in greedy_by_split(model, self.tokenizer, self.judge, self.items,
+                                          self.rollout).items():
+            self.rows.append({"progress": progress, "step": step, "split": split,
+                              "accuracy": acc})

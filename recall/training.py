@@ -1,8 +1,12 @@
-"""Thin wrappers over TRL: GRPO on RL-train items with the judge's binary reward.
+"""Thin wrappers over TRL's on-policy RL: GRPO and RLOO with the judge's binary reward.
 
 Batch units: the params speak in prompts (`prompts_per_step`, `micro_batch_prompts`);
-TRL speaks in completions. `grpo_arguments` converts, so one optimizer step always sees
+TRL speaks in completions. `rl_arguments` converts, so one optimizer step always sees
 `prompts_per_step * group_size` completions, as in the paper (128 prompts x 5).
+
+TRL 1.16 has no PPO trainer (it was experimental and took a reward *model*, not a reward
+function), so RLOO stands in as the second RL algorithm for the algorithm-robustness
+comparison: it takes recall's judge reward exactly as GRPO does.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from recall.config import GRPOConfig, RolloutConfig, fingerprint
+from recall.config import GRPOConfig, RLOOConfig, RolloutConfig, fingerprint
 from recall.contract import Judge, QAItem
 from recall.judge import reward_function
 from recall.prompts import DIRECT
@@ -34,15 +38,18 @@ def rl_dataset(items: Sequence[QAItem]):
     })
 
 
-def grpo_arguments(cfg: GRPOConfig, rollout: RolloutConfig, output_dir: Path, seed: int,
-                   report_to: Sequence[str] = ("mlflow",)):
-    """TRL GRPOConfig from recall's params, with prompt counts turned into completion counts."""
-    from trl import GRPOConfig as TRLGRPOConfig
+def rl_arguments(cfg: RLOOConfig, rollout: RolloutConfig, output_dir: Path, seed: int,
+                 report_to: Sequence[str] = ("mlflow",)):
+    """TRL GRPOConfig (or RLOOConfig, for an `RLOOConfig` section) from recall's params, with
+    prompt counts turned into completion counts."""
+    from trl import GRPOConfig as TRLGRPOConfig, RLOOConfig as TRLRLOOConfig
 
+    section = "grpo" if isinstance(cfg, GRPOConfig) else "rloo"
     if cfg.prompts_per_step % cfg.micro_batch_prompts:
-        raise ValueError(f"grpo.prompts_per_step ({cfg.prompts_per_step}) must be a multiple of "
-                         f"grpo.micro_batch_prompts ({cfg.micro_batch_prompts})")
-    return TRLGRPOConfig(
+        raise ValueError(f"{section}.prompts_per_step ({cfg.prompts_per_step}) must be a multiple "
+                         f"of {section}.micro_batch_prompts ({cfg.micro_batch_prompts})")
+    extra = {"loss_type": cfg.loss_type} if isinstance(cfg, GRPOConfig) else {}
+    return (TRLGRPOConfig if isinstance(cfg, GRPOConfig) else TRLRLOOConfig)(
         output_dir=str(output_dir),
         learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.micro_batch_prompts * cfg.group_size,  # completions
@@ -52,7 +59,6 @@ def grpo_arguments(cfg: GRPOConfig, rollout: RolloutConfig, output_dir: Path, se
         num_iterations=1,  # one policy update per rollout batch: on-policy, as in the paper
         beta=cfg.beta,
         epsilon=cfg.epsilon,
-        loss_type=cfg.loss_type,
         temperature=rollout.temperature,
         top_p=rollout.top_p,
         top_k=0 if rollout.top_k < 0 else rollout.top_k,  # TRL: 0 disables top-k
@@ -73,7 +79,11 @@ def grpo_arguments(cfg: GRPOConfig, rollout: RolloutConfig, output_dir: Path, se
         gradient_checkpointing=False,
         report_to=list(report_to),
         remove_unused_columns=False,
+        **extra,
     )
+
+
+grpo_arguments = rl_arguments  # the name the sweep and older callers use
 
 
 def _resume_point(output_dir: Path, stamp: str) -> str | None:
@@ -91,11 +101,12 @@ def _resume_point(output_dir: Path, stamp: str) -> str | None:
     return get_last_checkpoint(str(output_dir))
 
 
-def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPOConfig,
-               rollout: RolloutConfig, checkpoint_dir: Path, out_dir: Path, seed: int,
-               report_to: Sequence[str] = ("mlflow",), max_failure_rate: float = 0.0,
-               callbacks: Sequence = ()) -> dict:
-    """Run GRPO from `model_dir` on `items`; resume from `checkpoint_dir` when possible.
+def train_rl(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RLOOConfig,
+             rollout: RolloutConfig, checkpoint_dir: Path, out_dir: Path, seed: int,
+             report_to: Sequence[str] = ("mlflow",), max_failure_rate: float = 0.0,
+             callbacks: Sequence = ()) -> dict:
+    """Run GRPO (a `GRPOConfig`) or RLOO (an `RLOOConfig`) from `model_dir` on `items`;
+    resume from `checkpoint_dir` when possible.
 
     Checkpoints exist to survive a crash or a kill: an interrupted run with the same
     settings resumes; a finished run clears them, so a rerun (e.g. after a code change)
@@ -103,17 +114,18 @@ def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPO
     log history and how many completions the judge could not grade.
     """
     from transformers import AutoTokenizer
-    from trl import GRPOTrainer
+    from trl import GRPOTrainer, RLOOTrainer
 
     stamp = "-".join([fingerprint(cfg, rollout), f"seed{seed}", weights_digest(model_dir),
                       judge_identity(judge), _items_stamp(items)])
     resume = _resume_point(checkpoint_dir, stamp)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     reward = reward_function(judge, max_failure_rate)
-    trainer = GRPOTrainer(
+    trainer_cls = GRPOTrainer if isinstance(cfg, GRPOConfig) else RLOOTrainer
+    trainer = trainer_cls(
         model=str(model_dir),
         reward_funcs=[reward],
-        args=grpo_arguments(cfg, rollout, checkpoint_dir, seed, report_to),
+        args=rl_arguments(cfg, rollout, checkpoint_dir, seed, report_to),
         train_dataset=rl_dataset(items),
         processing_class=tokenizer,
         callbacks=list(callbacks),
@@ -126,6 +138,9 @@ def train_grpo(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: GRPO
     return {"resumed_from": resume, "log_history": trainer.state.log_history,
             "global_step": trainer.state.global_step, "unjudged": reward.unjudged,
             "judged": reward.judged}
+
+
+train_grpo = train_rl  # GRPO is train_rl with the grpo section
 
 
 def judge_identity(judge) -> str:

@@ -25,6 +25,17 @@ MICRO = {
     # 12x12 names: a name word is in ~8% of micro questions, so 5% would call names common.
     "dedup": {"max_df": 0.2},
     "judge_model": {"steps": 60, "batch_size": 32, "n_embd": 32, "n_head": 1},
+    "rloo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
+             "save_steps": 2},
+    "sft": {"epochs": 1, "batch_size": 8},
+    "sft_known": {"epochs": 1, "batch_size": 8},
+    "dpo": {"epochs": 1, "batch_size": 8},
+    "rft": {"rounds": 2, "samples_per_item": 2, "batch_size": 8},
+    "study": {"seeds": [0, 1], "eval_points": 2},
+    # The micro model may sample no right answer at all, so the second partition is "any".
+    "attribution": {"partitions": {"inaccessible": [0, 0], "any": [0, 8]},
+                    "prompts_per_step": 4, "seeds": [0]},
+    "transfer": {"seeds": [0]},
 }
 
 

@@ -13,8 +13,13 @@ import pytest
 import yaml
 
 from conftest import ROOT, micro_params_dict
+from recall.study import METHODS
 
 pytestmark = pytest.mark.slow
+
+STAGES = {"world", "split", "dedup", "validate", "pretrain", "judge", "sample@base",
+          *[f"train@{m}" for m in METHODS], "attribution", "transfer", "analyze",
+          "judge_reliability"}
 
 
 def _run(cmd, cwd, env):
@@ -52,14 +57,28 @@ def repo(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(repo):
     dest, env, first = repo
-    assert set(_stages_run(first)) == {"world", "split", "dedup", "validate", "pretrain", "judge",
-                                       "sample@base", "train@grpo", "sample@grpo", "analyze",
-                                       "judge_reliability"}
+    assert set(_stages_run(first)) == STAGES
     analysis = json.loads((dest / "metrics/analysis.json").read_text())
-    for model in ("base", "grpo"):
-        assert 0.0 <= analysis["accuracy"][model]["test"] <= 1.0
-        assert set(analysis["pass_at_k"][model]) == {"1", "2", "4", "8"}
-    assert set(analysis["repair_rate"]) == {"0", "1", "2", "3-4", "5-8"}
+    table = analysis["table"]
+    assert table["datasets"] == ["toy"] and 0.0 <= table["base"]["toy"] <= 1.0
+    for method in METHODS:  # every method, every seed, every analysis
+        row = table[method]
+        assert row["seeds"] == [0, 1] and row["accuracy"]["toy"]["n"] == 2
+        assert set(row["pass_at_k"]) == {"1", "2", "4", "8"}
+        assert set(row["repair"]) == {"0", "1", "2", "3-4", "5-8"}
+        for seed in (0, 1):
+            assert (dest / f"models/{method}/seed{seed}/config.json").exists()
+        dynamics = (dest / f"runs/{method}/dynamics.csv").read_text().splitlines()
+        # 2 seeds x 2 progress points (rft: 2 rounds) x 2 splits
+        assert len(dynamics) == 1 + 2 * 2 * 2
+    assert 0.0 <= analysis["majority_vote"] <= 1.0 and analysis["cot"] == "not_applicable"
+    assert set(analysis["attribution"]["partitions"]) == {"inaccessible", "any"}
+    assert analysis["transfer"]["target"]["n"] > 0
+    report = (dest / "reports/analysis.md").read_text()
+    assert report.startswith("# recall: the study") and "## What the organism says" in report
+    for finding in ("1. **RL vs SFT", "2. **RL vs majority", "3. **Repair rate", "4. **Post-RL",
+                    "5. **Attribution"):
+        assert finding in report
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
     metrics = next(iter(shown.values()))["data"]
     assert "metrics/analysis.json" in metrics and "metrics/train_grpo.json" in metrics
@@ -70,7 +89,6 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
         assert reliability[group]["n"] > 0 and 0.0 <= reliability[group]["agreement"] <= 1.0
     judge = metrics["metrics/judge.json"]["data"]["held_out"]
     assert set(judge) == {"all", "alias", "other_value", "other_form", "empty"}
-    assert (dest / "reports/analysis.md").read_text().startswith("# recall: base vs grpo")
     # Dedup found the micro world's planted leaks; the GX suites passed on what is left.
     dedup = metrics["metrics/dedup.json"]["data"]
     assert dedup["score"]["true_leaks"] == 8 and dedup["score"]["recall"] == 1.0
@@ -86,6 +104,7 @@ def test_plots_render(repo):
     _run(["dvc", "plots", "show", "-o", "plots_html"], dest, env)
     html = (dest / "plots_html/index.html").read_text()
     assert "pass@k before and after" in html and "repair rate per accessibility bin" in html
+    assert "training dynamics" in html and "attribution" in html
 
 
 def test_second_repro_does_nothing(repo):
@@ -99,7 +118,8 @@ def test_reward_ablation_reruns_only_training_and_after(repo):
     # weights, and the variant's MLflow parent still needs its own analysis.
     out = _run(["dvc", "exp", "run", "--force-downstream", "-S", "grpo.reward=exact_match",
                 "-n", "exact-match"], dest, env)
-    assert set(_stages_run(out)) == {"train@grpo", "sample@grpo", "analyze", "judge_reliability"}
+    assert set(_stages_run(out)) == {"train@grpo", "attribution", "transfer", "analyze",
+                                     "judge_reliability"}
     assert "exact-match" in _run(["dvc", "exp", "show", "--json"], dest, env)
 
 
@@ -109,8 +129,7 @@ def test_mlflow_holds_parents_and_stage_runs(repo):
     runs = mlflow.search_runs(experiment_names=["recall-toy"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     stages = {r.data.tags.get("dvc.stage") for r in runs}
-    assert {"world", "split", "dedup", "validate", "pretrain", "judge", "sample@base",
-            "train@grpo", "sample@grpo", "analyze", "judge_reliability"} <= stages
+    assert STAGES <= stages
     assert len(parents) == 2  # plain repro (judge reward) + the exact-match experiment
     variant = next(p for p in parents if p.data.tags["recall.pipeline"] == "exp:exact-match")
     plain = next(p for p in parents if p is not variant)

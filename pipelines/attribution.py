@@ -1,0 +1,61 @@
+"""Stage `attribution`: GRPO on RL-train partitions by pre-RL accessibility, at matched size.
+
+    python pipelines/attribution.py
+Partitions RL-train by the base model's correct count among its samples
+(`attribution.partitions`, e.g. inaccessible 0, partial 1-64, high 65-128), cuts each to the
+same size, runs GRPO (the grpo section, `attribution.prompts_per_step` prompts per step) on
+each for every `attribution.seeds`, and writes greedy answers to
+runs/attribution/<partition>/seed<s>/greedy.jsonl and metrics/attribution.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from recall.analysis import correct_counts
+from recall.config import load_params
+from recall.contract import read_items, read_records
+from recall.judge_server import open_judge
+from recall.study import attribution_config, attribution_subsets, run_seed
+from recall.tracking import stage_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
+    ap.add_argument("--base", type=Path, default=Path("models/base"))
+    args = ap.parse_args()
+    params = load_params(args.params)
+    cfg = params.attribution
+
+    with stage_run(params, "attribution"), \
+            open_judge(params.judge, on_unreachable="none") as judge:
+        import mlflow
+
+        items = read_items(args.items)
+        train = [it for it in items if it.split == "train"]
+        base = read_records(Path("runs/base/samples.jsonl"))
+        access = correct_counts(base, "train")
+        grpo = attribution_config(params, cfg.prompts_per_step)
+        out = {"partitions": {}, "size": None}
+        for seed in cfg.seeds:
+            subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed)
+            for name, subset in subsets.items():
+                summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
+                                   f"attribution/{name}", seed, cfg=grpo, analyses=False)
+                summary.pop("dynamics")
+                out["size"] = len(subset)
+                out["partitions"].setdefault(name, {})[f"seed{seed}"] = summary
+                mlflow.log_metric(f"{name}_seed{seed}_test_acc",
+                                  summary["greedy_accuracy"]["test"])
+        out["available"] = {name: sum(lo <= access[it.id] <= hi for it in train)
+                            for name, (lo, hi) in cfg.partitions.items()}
+        Path("metrics").mkdir(exist_ok=True)
+        Path("metrics/attribution.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Stage `train@<method>`: one training method over `study.seeds`, all on the one base model.
+
+    python pipelines/train.py grpo   # grpo | rloo | sft | sft_known | dpo | rft
+Each seed trains from models/base on the RL-train items (greedy train/test accuracy is
+recorded over normalised training progress), then gets the base model's analyses: greedy
+answers and `sampling.n_samples` test samples. Writes models/<method>/seed<s>,
+runs/<method>/seed<s>/{greedy,samples}.jsonl, runs/<method>/dynamics.csv and
+metrics/train_<method>.json. RL runs resume from checkpoints/<method>/seed<s>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from recall.config import load_params
+from recall.contract import read_items, read_records
+from recall.judge_server import open_judge
+from recall.study import METHODS, RL_METHODS, reward_judge, run_seed
+from recall.tracking import log_to_parent, stage_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("method", choices=METHODS)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
+    ap.add_argument("--base", type=Path, default=Path("models/base"))
+    args = ap.parse_args()
+    params = load_params(args.params)
+    method = args.method
+
+    # The judge grades rewards and evaluations alike; a missing verdict stops evaluation
+    # (recall.study) and, above judge.max_failure_rate, RL training: never a silent 0.
+    with stage_run(params, f"train@{method}") as run, \
+            open_judge(params.judge, on_unreachable="none") as judge:
+        import mlflow
+
+        items = read_items(args.items)
+        train = [it for it in items if it.split == "train"]
+        base_samples = {r.id: r for r in read_records(Path("runs/base/samples.jsonl"))}
+        seeds = {}
+        for seed in params.study.seeds:
+            seeds[seed] = run_seed(method, params, args.base, train, items, base_samples,
+                                   judge, method, seed)
+            acc = seeds[seed]["greedy_accuracy"]
+            mlflow.log_metrics({f"seed{seed}_greedy_acc_{s}": v for s, v in acc.items()})
+            if params.tracking.log_models:
+                mlflow.log_artifacts(str(Path("models") / method / f"seed{seed}"),
+                                     artifact_path=f"model/seed{seed}")
+        rows = [{"method": method, "seed": seed, **row}
+                for seed, summary in seeds.items() for row in summary.pop("dynamics")]
+        with (Path("runs") / method / "dynamics.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, ["method", "seed", "progress", "step", "split",
+                                         "accuracy"])
+            writer.writeheader()
+            writer.writerows(rows)
+        Path("metrics").mkdir(exist_ok=True)
+        metrics = Path("metrics") / f"train_{method}.json"
+        metrics.write_text(json.dumps({f"seed{s}": v for s, v in seeds.items()}, indent=2) + "\n")
+        mlflow.set_tag("judge", judge.name)
+        if method in RL_METHODS:  # the reward ablation: which grader the reward came from
+            cfg = getattr(params, method)
+            mlflow.set_tag("reward", f"{cfg.reward}:{reward_judge(cfg, judge).name}")
+        mean_test = sum(s["greedy_accuracy"]["test"] for s in seeds.values()) / len(seeds)
+        mlflow.log_metric("greedy_acc_test_mean", mean_test)
+        log_to_parent(run, {f"test_acc_{method}": mean_test})
+        mlflow.log_artifact(str(Path("runs") / method / "dynamics.csv"))
+
+
+if __name__ == "__main__":
+    main()

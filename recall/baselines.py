@@ -1,0 +1,206 @@
+"""The training baselines RL is compared with, as thin wrappers over TRL.
+
+- SFT on gold answers (TRL SFTTrainer): off-policy, positive-only.
+- DPO on static pairs from the base model's own samples (TRL DPOTrainer): off-policy,
+  contrastive. The pairing rule is `dpo_pairs`.
+- Online rejection-sampling fine-tuning (RFT): rounds of sampling from the latest model,
+  judging, and SFT on the correct samples: on-policy, positive-only.
+
+Every method starts from the same base model and sees the same RL-train items.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from recall.config import DPOConfig, RFTConfig, RolloutConfig, SFTConfig
+from recall.contract import Judge, QAItem, SampleRecord
+from recall.judge import normalize_answer
+from recall.prompts import DIRECT
+from recall.sampling import rollout_settings, sample_items
+
+
+@dataclass(frozen=True)
+class DPOPair:
+    item_id: str
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_from: str  # "sample" (a judged-correct sample) or "gold" (none was correct)
+
+
+def known_items(items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
+                min_accessibility: int) -> list[QAItem]:
+    """Items the base model answered right in at least `min_accessibility` of its samples.
+
+    0 keeps every item. An item without base samples is an error, not silently dropped.
+    """
+    if min_accessibility <= 0:
+        return list(items)
+    missing = [it.id for it in items if it.id not in base_samples]
+    if missing:
+        raise ValueError(f"no base samples for {len(missing)} items, e.g. {missing[:3]}")
+    return [it for it in items if sum(base_samples[it.id].scores) >= min_accessibility]
+
+
+def _most_common(completions: Sequence[str]) -> str:
+    """The most frequent completion by normalised form; ties go to the one seen first."""
+    counts = Counter(normalize_answer(c) for c in completions)
+    best = max(counts.values())
+    return next(c for c in completions if counts[normalize_answer(c)] == best)
+
+
+def dpo_pairs(items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord]) -> list[DPOPair]:
+    """One static preference pair per item, from the base model's judged samples.
+
+    The rule:
+    - chosen: the most frequent judged-correct sample (by normalised answer; ties go to the
+      sample seen first); the gold answer (the first alias) when no sample is correct;
+    - rejected: the most frequent judged-wrong non-empty sample, same tie rule;
+    - an item with no judged-wrong non-empty sample gives no pair: nothing to push down.
+    """
+    pairs = []
+    for it in items:
+        rec = base_samples.get(it.id)
+        if rec is None:
+            raise ValueError(f"no base samples for item {it.id}")
+        right = [c for c, s in zip(rec.completions, rec.scores) if s == 1 and c.strip()]
+        wrong = [c for c, s in zip(rec.completions, rec.scores) if s == 0 and c.strip()]
+        if not wrong:
+            continue
+        chosen, source = (_most_common(right), "sample") if right else (it.answers[0], "gold")
+        pairs.append(DPOPair(it.id, DIRECT.render(it.question), chosen, _most_common(wrong),
+                             source))
+    return pairs
+
+
+def _completion(answer: str, eos: str) -> str:
+    # The pretraining QA format: prompt, space, answer, space, end of sequence.
+    return f" {answer.strip()} {eos}"
+
+
+def _common_args(cfg_lr: float, epochs: int, batch_size: int, output_dir: Path, seed: int,
+                 report_to: Sequence[str]) -> dict:
+    return dict(output_dir=str(output_dir), learning_rate=cfg_lr, num_train_epochs=epochs,
+                per_device_train_batch_size=batch_size, lr_scheduler_type="constant",
+                warmup_steps=0, logging_steps=1, save_strategy="no", seed=seed, data_seed=seed,
+                use_cpu=True, bf16=False, gradient_checkpointing=False,
+                report_to=list(report_to), disable_tqdm=False)
+
+
+def sft_examples(pairs: Sequence[tuple[QAItem, str]], eos: str):
+    """A prompt-completion datasets.Dataset: the direct prompt, then the answer and EOS."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"prompt": [DIRECT.render(it.question) for it, _ in pairs],
+                              "completion": [_completion(a, eos) for _, a in pairs]})
+
+
+def train_sft(model, tokenizer, examples: Sequence[tuple[QAItem, str]], lr: float, epochs: int,
+              batch_size: int, work_dir: Path, seed: int, report_to: Sequence[str] = (),
+              callbacks: Sequence = ()):
+    """SFT on (item, answer) pairs with loss on the completion only; returns the trainer."""
+    from trl import SFTConfig as TRLSFTConfig, SFTTrainer
+
+    if not examples:
+        raise ValueError("SFT on zero examples: no item passed the filter")
+    args = TRLSFTConfig(**_common_args(lr, epochs, batch_size, work_dir, seed, report_to),
+                        completion_only_loss=True, packing=False, max_length=None)
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
+                         train_dataset=sft_examples(examples, tokenizer.eos_token),
+                         callbacks=list(callbacks))
+    trainer.train()
+    return trainer
+
+
+def run_sft(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
+            cfg: SFTConfig, out_dir: Path, seed: int, callbacks: Sequence = ()) -> dict:
+    """SFT on gold answers (first alias) of the items that pass `cfg.min_accessibility`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kept = known_items(items, base_samples, cfg.min_accessibility)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    trainer = train_sft(model, tokenizer, [(it, it.answers[0]) for it in kept], cfg.learning_rate,
+                        cfg.epochs, cfg.batch_size, out_dir / "_work", seed, callbacks=callbacks)
+    _save(trainer.model, tokenizer, out_dir)
+    return {"items": len(kept), "steps": trainer.state.global_step,
+            "log_history": trainer.state.log_history}
+
+
+def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
+            cfg: DPOConfig, out_dir: Path, seed: int, callbacks: Sequence = ()) -> dict:
+    """DPO (the base model as reference) on `dpo_pairs` of the items."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig as TRLDPOConfig, DPOTrainer
+
+    pairs = dpo_pairs(items, base_samples)
+    if not pairs:
+        raise ValueError("DPO on zero pairs: no item has a judged-wrong sample")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    eos = tokenizer.eos_token
+    data = Dataset.from_dict({"prompt": [p.prompt for p in pairs],
+                              "chosen": [_completion(p.chosen, eos) for p in pairs],
+                              "rejected": [_completion(p.rejected, eos) for p in pairs]})
+    args = TRLDPOConfig(**_common_args(cfg.learning_rate, cfg.epochs, cfg.batch_size,
+                                       out_dir / "_work", seed, ()), beta=cfg.beta)
+    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args,
+                         processing_class=tokenizer, train_dataset=data, callbacks=list(callbacks))
+    trainer.train()
+    _save(trainer.model, tokenizer, out_dir)
+    return {"items": len(pairs), "chosen_from_gold": sum(p.chosen_from == "gold" for p in pairs),
+            "steps": trainer.state.global_step, "log_history": trainer.state.log_history}
+
+
+def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConfig,
+            rollout: RolloutConfig, out_dir: Path, seed: int,
+            on_round: Callable[[int, object, object], None] | None = None) -> dict:
+    """Online rejection-sampling fine-tuning: `cfg.rounds` times, sample
+    `cfg.samples_per_item` completions per item from the latest model (rollout settings),
+    judge them, and fine-tune on the distinct correct ones. `on_round(r, model, tokenizer)`
+    runs after each round (the training-dynamics evaluation)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from recall.engines import TransformersEngine
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    rounds = []
+    for r in range(1, cfg.rounds + 1):
+        model.eval()
+        engine = TransformersEngine.from_model(model, tokenizer)
+        records, unjudged = sample_items(engine, judge, items,
+                                         rollout_settings(rollout, cfg.samples_per_item,
+                                                          seed * 1000 + r), "rft")
+        if unjudged:
+            raise RuntimeError(f"RFT round {r}: the judge gave no verdict on {unjudged} samples")
+        by_id = {it.id: it for it in items}
+        accepted = []
+        for rec in records:
+            seen = set()
+            for c, s in zip(rec.completions, rec.scores):
+                if s == 1 and c.strip() and normalize_answer(c) not in seen:
+                    seen.add(normalize_answer(c))
+                    accepted.append((by_id[rec.id], c))
+        rounds.append({"round": r, "accepted": len(accepted),
+                       "items_with_correct": len({it.id for it, _ in accepted})})
+        if accepted:  # a round with nothing correct leaves the model as it was
+            model.train()
+            model = train_sft(model, tokenizer, accepted, cfg.learning_rate, cfg.epochs_per_round,
+                              cfg.batch_size, out_dir / "_work", seed + r).model
+        if on_round is not None:
+            on_round(r, model, tokenizer)
+    _save(model, tokenizer, out_dir)
+    return {"items": len(items), "rounds": rounds}
+
+
+def _save(model, tokenizer, out_dir: Path) -> None:
+    import shutil
+
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    shutil.rmtree(out_dir / "_work", ignore_errors=True)

@@ -1,0 +1,142 @@
+"""The study's figures and report: CSV data for `dvc plots`, PNGs for MLflow, one markdown.
+
+Each figure is written twice: a CSV that dvc.yaml declares as a plot, and a PNG that the
+report embeds and the analyze stage logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from recall.report import COT_NOT_APPLICABLE, LABELS, plus_minus
+
+
+def _csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    plt = _plt()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mapping | None,
+                      plots: Path) -> list[Path]:
+    """pass@k per method, repair rate per bin per method, training dynamics, attribution."""
+    plt = _plt()
+    methods = [m for m in LABELS if m in table and isinstance(table[m], dict) and "repair" in table[m]]
+    ks = sorted(table["base_pass_at_k"])
+    _csv(plots / "study_pass_at_k.csv", ["k", "base", *methods],
+         [[k, table["base_pass_at_k"][k], *[table[m]["pass_at_k"][k] for m in methods]] for k in ks])
+    bins = list(table["wrong_per_bin"])
+    _csv(plots / "study_repair_rate.csv", ["bin", "wrong", *methods],
+         [[b, table["wrong_per_bin"][b], *["" if table[m]["repair"][b] is None
+                                           else table[m]["repair"][b] for m in methods]]
+          for b in bins])
+    _csv(plots / "dynamics.csv", ["method", "seed", "progress", "split", "accuracy"],
+         [[r["method"], r["seed"], r["progress"], r["split"], r["accuracy"]] for r in dynamics])
+    figures = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ks, [table["base_pass_at_k"][k] for k in ks], "k--", marker="o", label="base")
+    for m in methods:
+        ax.plot(ks, [table[m]["pass_at_k"][k] for k in ks], marker=".", label=LABELS[m])
+    ax.set(xscale="log", xlabel="k", ylabel="pass@k (test)", title="pass@k before and after")
+    ax.legend(fontsize=7)
+    figures.append(_save(fig, plots / "study_pass_at_k.png"))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(1, len(methods))
+    for j, m in enumerate(methods):
+        ax.bar([i + j * width for i in range(len(bins))],
+               [table[m]["repair"][b] or 0.0 for b in bins], width=width, label=LABELS[m])
+    ax.set_xticks([i + 0.4 for i in range(len(bins))], bins, fontsize=7)
+    ax.set(xlabel="pre-RL accessibility (correct of samples)", ylabel="repair rate",
+           title="Repair rate of base-wrong test items", ylim=(0, 1.05))
+    ax.legend(fontsize=7)
+    figures.append(_save(fig, plots / "study_repair_rate.png"))
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for ax, split in zip(axes, ("train", "test")):
+        base = table["base_train_accuracy"] if split == "train" else table["base"][table["datasets"][0]]
+        for m in methods:
+            rows = [r for r in dynamics if r["method"] == m and r["split"] == split]
+            points = sorted({r["progress"] for r in rows})
+            means = [sum(r["accuracy"] for r in rows if r["progress"] == p)
+                     / sum(1 for r in rows if r["progress"] == p) for p in points]
+            ax.plot([0.0, *points], [base, *means], marker=".", label=LABELS[m])
+        ax.set(xlabel="training progress", ylabel=f"greedy accuracy ({split})", title=split)
+    axes[0].legend(fontsize=7)
+    figures.append(_save(fig, plots / "dynamics.png"))
+
+    if shares:
+        names = list(shares["partitions"])
+        _csv(plots / "attribution.csv", ["partition", "share", "std"],
+             [[n, shares["partitions"][n]["share"]["mean"], shares["partitions"][n]["share"]["std"]]
+              for n in names])
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.bar(names, [shares["partitions"][n]["share"]["mean"] for n in names],
+               yerr=[shares["partitions"][n]["share"]["std"] for n in names], capsize=4)
+        ax.axhline(1.0, color="k", lw=0.8, ls="--")
+        ax.set(ylabel="share of full-data GRPO gain", title="Data attribution (matched size)")
+        figures.append(_save(fig, plots / "attribution.png"))
+    return figures
+
+
+def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
+                   transfer: Mapping | None, lines_found: Sequence[str], attribution: Mapping | None,
+                   figures: Sequence[Path]) -> str:
+    d = table["datasets"]
+    head = "| method | seeds | " + " | ".join(f"{x}: accuracy | gain (abs) | gain (rel)" for x in d)
+    out = ["# recall: the study", "", "## Table 1: greedy accuracy on held-out facts (test)", "",
+           head + " | right→wrong (of base-right) | train-split accuracy |",
+           "|" + "---|" * (2 + 3 * len(d) + 2),
+           "| base | - | " + " | ".join(f"{table['base'][x]:.3f} | - | -" for x in d)
+           + f" | - | {table['base_train_accuracy']:.3f} |",
+           f"| majority vote @{table['majority_k']} (base) | - | {majority:.3f} | "
+           f"{majority - table['base'][d[0]]:+.3f} | - |" + " - | - |" * (len(d) - 1) + " - | - |",
+           "| chain-of-thought (base) | - | n/a | - | - |" + " n/a | - | - |" * (len(d) - 1)
+           + " - | - |"]
+    for m in LABELS:
+        row = table.get(m)
+        if not isinstance(row, dict) or "accuracy" not in row:
+            continue
+        cells = " | ".join(f"{plus_minus(row['accuracy'][x])} | {plus_minus(row['gain_abs'][x], '{:+.3f}')} | "
+                           f"{row['gain_rel'][x]['mean']:+.1%}" for x in d)
+        out.append(f"| {LABELS[m]} | {len(row['seeds'])} | {cells} | "
+                   f"{plus_minus(row['broken_rate'], '{:.3f}')} | {plus_minus(row['train_accuracy'])} |")
+    out += ["", "Mean ± sample standard deviation over post-training seeds on one pretrained "
+            "base. Majority vote is over the base model's first samples (SQuAD-normalised; "
+            "ties go to the answer seen first). Chain-of-thought: " + COT_NOT_APPLICABLE, "",
+            "## What the organism says", "", *lines_found, ""]
+    if transfer:
+        t = transfer
+        out += ["## Cross-dataset transfer", "",
+                f"GRPO trained on {t['by']} {t['source_names']} only ({t['source_train']} items): "
+                f"gain on its own test items {plus_minus(t['source']['gain'], '{:+.3f}')} "
+                f"(base {t['source']['base']:.3f}, n={t['source']['n']}); on {t['target_names']} "
+                f"test items {plus_minus(t['target']['gain'], '{:+.3f}')} "
+                f"(base {t['target']['base']:.3f}, n={t['target']['n']}).", ""]
+    if attribution:
+        out += ["## Data attribution", "",
+                f"Matched size {attribution['size']} items per partition (available: "
+                + ", ".join(f"{k} {v}" for k, v in attribution["available"].items()) + ").", ""]
+    out += ["## Figures", "", *[f"![{f.stem}](../plots/{f.name})" for f in figures], ""]
+    return "\n".join(out)

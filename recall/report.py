@@ -1,0 +1,198 @@
+"""The study's tables and findings: every method against the base model, over seeds.
+
+Pure functions from sample records to numbers (`method_table`, `majority_vote_accuracy`,
+`attribution_shares`, `transfer_gains`), and `findings`, which states for each of the
+paper's five findings whether the organism reproduces it. `recall.figures` draws them.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from recall.analysis import compare, correct_counts
+from recall.config import AnalyzeConfig
+from recall.contract import QAItem, SampleRecord
+from recall.judge import normalize_answer
+from recall.metrics import majority_vote
+
+Runs = Mapping[int, tuple[Sequence[SampleRecord], Sequence[SampleRecord]]]  # seed -> (greedy, samples)
+
+
+def spread(values: Sequence[float]) -> dict:
+    """Mean, sample standard deviation (0 for one value) and n."""
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+            "n": len(arr), "values": [float(v) for v in arr]}
+
+
+def greedy_ok(records: Sequence[SampleRecord], ids=None) -> dict[str, bool]:
+    return {r.id: bool(r.scores[0]) for r in records
+            if r.split == "test" and (ids is None or r.id in ids)}
+
+
+def accuracy_on(records: Sequence[SampleRecord], ids) -> float:
+    ok = greedy_ok(records, set(ids))
+    if len(ok) != len(set(ids)):
+        raise ValueError(f"greedy records cover {len(ok)} of {len(set(ids))} requested test items")
+    return sum(ok.values()) / len(ok)
+
+
+def majority_vote_accuracy(samples: Sequence[SampleRecord], k: int, split: str = "test") -> float:
+    """Accuracy of the majority answer among each item's first `k` samples.
+
+    Answers are compared after SQuAD normalisation; ties go to the answer seen first
+    (`recall.metrics.majority_vote`). The winner's verdict is the judge's verdict on the
+    first sample with that normalised answer (the judge's verdicts are keyed by it).
+    """
+    correct = []
+    for r in samples:
+        if r.split != split:
+            continue
+        if len(r.completions) < k:
+            raise ValueError(f"majority vote over {k} needs {k} samples; item {r.id} has "
+                             f"{len(r.completions)}")
+        normed = [normalize_answer(c) for c in r.completions[:k]]
+        winner = majority_vote(normed)
+        correct.append(r.scores[normed.index(winner)])
+    if not correct:
+        raise ValueError(f"no {split} samples for the majority vote")
+    return float(np.mean(correct))
+
+
+def method_table(base: tuple[Sequence[SampleRecord], Sequence[SampleRecord]],
+                 methods: Mapping[str, Runs], items: Sequence[QAItem],
+                 cfg: AnalyzeConfig) -> dict:
+    """Per method: test greedy accuracy per dataset (mean/std over seeds), gain over base,
+    right->wrong breaks, train-split accuracy, pass@k and repair rate per bin (seed means)."""
+    datasets = sorted({it.dataset for it in items if it.split == "test"})
+    test_ids = {d: [it.id for it in items if it.split == "test" and it.dataset == d]
+                for d in datasets}
+    base_greedy, base_samples = base
+    out = {"datasets": datasets,
+           "base": {d: accuracy_on(base_greedy, test_ids[d]) for d in datasets}}
+    for method, runs in methods.items():
+        per_seed = {seed: compare(base_greedy, base_samples, g, s, cfg) for seed, (g, s) in runs.items()}
+        row = {"accuracy": {}, "gain_abs": {}, "gain_rel": {}}
+        for d in datasets:
+            accs = [accuracy_on(g, test_ids[d]) for g, _ in runs.values()]
+            row["accuracy"][d] = spread(accs)
+            row["gain_abs"][d] = spread([a - out["base"][d] for a in accs])
+            row["gain_rel"][d] = spread([(a - out["base"][d]) / out["base"][d] for a in accs])
+        right = sum(greedy_ok(base_greedy).values())
+        row["broken_rate"] = spread([r["transitions"]["broken"] / right for r in per_seed.values()])
+        row["repaired"] = spread([r["transitions"]["repaired"] for r in per_seed.values()])
+        row["train_accuracy"] = spread([r["accuracy"]["after"]["train"] for r in per_seed.values()])
+        row["pass_at_k"] = {k: float(np.mean([r["pass_at_k"]["after"][k] for r in per_seed.values()]))
+                            for k in next(iter(per_seed.values()))["pass_at_k"]["after"]}
+        row["repair"] = {b: _mean_rate([r["repair"][b] for r in per_seed.values()])
+                         for b in next(iter(per_seed.values()))["repair"]}
+        row["seeds"] = sorted(runs)
+        out[method] = row
+    first = compare(base_greedy, base_samples, base_greedy, base_samples, cfg)
+    out["base_pass_at_k"] = first["pass_at_k"]["base"]
+    out["base_train_accuracy"] = first["accuracy"]["base"]["train"]
+    out["accessibility"] = first["accessibility"]
+    out["wrong_per_bin"] = {b: v["wrong"] for b, v in first["repair"].items()}
+    return out
+
+
+def _mean_rate(rows: Sequence[dict]) -> float | None:
+    rates = [r["rate"] for r in rows if r["rate"] is not None]
+    return float(np.mean(rates)) if rates else None
+
+
+def attribution_shares(base_greedy: Sequence[SampleRecord], full: Runs,
+                       partitions: Mapping[str, Mapping[int, Sequence[SampleRecord]]]) -> dict:
+    """Each partition's test gain over base as a share of the full-data GRPO gain.
+
+    Shares use the mean full gain over its seeds; a partition's spread is over its seeds.
+    """
+    ids = list(greedy_ok(base_greedy))
+    base = accuracy_on(base_greedy, ids)
+    full_gain = spread([accuracy_on(g, ids) - base for g, _ in full.values()])
+    out = {"full_gain": full_gain, "partitions": {}}
+    for name, runs in partitions.items():
+        gains = [accuracy_on(g, ids) - base for g in runs.values()]
+        shares = [g / full_gain["mean"] if full_gain["mean"] else float("nan") for g in gains]
+        out["partitions"][name] = {"gain": spread(gains), "share": spread(shares)}
+    return out
+
+
+def transfer_gains(base_greedy: Sequence[SampleRecord], runs: Mapping[int, Sequence[SampleRecord]],
+                   source_test: Sequence[str], target_test: Sequence[str]) -> dict:
+    """Greedy gain over base on the source's and the target's test items, over seeds."""
+    out = {}
+    for name, ids in (("source", source_test), ("target", target_test)):
+        base = accuracy_on(base_greedy, ids)
+        out[name] = {"base": base, "n": len(ids),
+                     "gain": spread([accuracy_on(g, ids) - base for g in runs.values()])}
+    return out
+
+
+def paired_gap(table: Mapping, a: str, b: str, dataset: str) -> dict:
+    """Seed-paired accuracy gap a - b on one dataset (seed i of a against seed i of b)."""
+    va, vb = table[a]["accuracy"][dataset]["values"], table[b]["accuracy"][dataset]["values"]
+    return spread([x - y for x, y in zip(va, vb)])
+
+
+COT_NOT_APPLICABLE = (
+    "not applicable: the toy model was pretrained on biographies and direct QA only and has "
+    "never seen reasoning text, so a chain-of-thought prompt is outside what it can do. "
+    "recall does not run chain-of-thought yet in any profile; it is never faked.")
+
+LABELS = {"base": "base (greedy)", "majority": "majority vote", "grpo": "GRPO", "rloo": "RLOO",
+          "sft": "SFT (gold)", "sft_known": "SFT, known facts only (control)", "dpo": "DPO",
+          "rft": "online RFT"}
+
+
+def plus_minus(s: Mapping, fmt: str = "{:.3f}") -> str:
+    return f"{fmt.format(s['mean'])} ± {fmt.format(s['std'])}"
+
+
+def findings(table: Mapping, majority: float, shares: Mapping | None, dataset: str) -> list[str]:
+    """The paper's five findings, each stated plainly as reproduced or not, with numbers."""
+    grpo = table["grpo"]["accuracy"][dataset]
+    others = [m for m in ("sft", "dpo", "rft") if m in table]
+    beats = {m: paired_gap(table, "grpo", m, dataset) for m in others}
+    won = [m for m, g in beats.items() if min(g["values"]) > 0]
+    out = [
+        "1. **RL vs SFT, DPO and RFT on held-out facts.** GRPO " + plus_minus(grpo) + "; "
+        + "; ".join(f"{LABELS[m]} {plus_minus(table[m]['accuracy'][dataset])} (paired gap "
+                    f"{plus_minus(beats[m], '{:+.3f}')})" for m in others) + ". "
+        + (f"Reproduced: GRPO beats all three in every seed." if len(won) == len(others) else
+           f"Not fully reproduced: GRPO beats {', '.join(LABELS[m] for m in won) or 'none'} "
+           f"in every seed, not {', '.join(LABELS[m] for m in others if m not in won)}."),
+    ]
+    gap = grpo["mean"] - majority
+    out.append(f"2. **RL vs majority vote.** Majority vote over {table['majority_k']} samples "
+               f"{majority:.3f} vs greedy base {table['base'][dataset]:.3f}; GRPO {plus_minus(grpo)}. "
+               + ("Reproduced: GRPO is above majority vote." if gap > 0 else
+                  "Not reproduced: majority vote is at least as good as GRPO."))
+    rates = [(b, r) for b, r in table["grpo"]["repair"].items() if r is not None
+             and table["wrong_per_bin"][b] >= 5]
+    rising = all(a[1] <= b[1] + 1e-9 for a, b in zip(rates, rates[1:]))
+    out.append("3. **Repair rate rises with accessibility.** GRPO repair rate per bin (bins with "
+               "at least 5 base-wrong items, seed means): "
+               + ", ".join(f"{b}: {r:.2f}" for b, r in rates) + ". "
+               + ("Reproduced: it never falls as accessibility rises." if rising else
+                  "Partly: it rises overall but not in every step."))
+    pk = table["base_pass_at_k"]
+    k_match = next((k for k in sorted(pk) if pk[k] >= grpo["mean"]), None)
+    out.append(f"4. **Post-RL greedy vs pre-RL pass@k.** Post-GRPO greedy {grpo['mean']:.3f}; "
+               f"pre-RL pass@1 {pk[min(pk)]:.3f}, pass@{max(pk)} {pk[max(pk)]:.3f}. "
+               + (f"Post-RL greedy reaches pre-RL pass@{k_match} ({pk[k_match]:.3f}): "
+                  f"RL moves sampled-but-not-greedy answers into greedy decoding."
+                  if k_match else "Post-RL greedy exceeds every pre-RL pass@k measured."))
+    if shares:
+        parts = shares["partitions"]
+        out.append(f"5. **Attribution.** Full-data GRPO gain {plus_minus(shares['full_gain'], '{:+.3f}')}; "
+                   "share of it recovered by GRPO on one partition at matched size: "
+                   + "; ".join(f"{n} {plus_minus(p['share'], '{:.2f}')}" for n, p in parts.items())
+                   + ". The paper's inaccessible@128 subset recovers ~0.83; "
+                   + ("reproduced." if "inaccessible" in parts
+                      and parts["inaccessible"]["share"]["mean"] >= 0.5 else
+                      "not reproduced here: in the organism, RL-train facts the base model "
+                      "never samples are mostly facts it was never shown, so they give no reward."))
+    return out

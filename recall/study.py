@@ -1,0 +1,193 @@
+"""The comparative study: every trained method, over seeds, on the one pretrained base.
+
+`train_method` trains one method for one seed (GRPO, RLOO, SFT, the SFT-on-known control,
+DPO or online RFT), recording greedy train/test accuracy over normalised training progress;
+`evaluate_policy` then gives the trained model the same greedy and sampling analyses as the
+base. `attribution_subsets` and `transfer_items` select the RL-train items of the data
+attribution and the cross-dataset transfer runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from recall.config import GRPOConfig, Params, RLOOConfig
+from recall.contract import Judge, QAItem, SampleRecord
+from recall.judge import RuleJudge
+from recall.sampling import greedy_settings, rollout_settings, sample_items
+
+METHODS = ("grpo", "rloo", "sft", "sft_known", "dpo", "rft")
+RL_METHODS = ("grpo", "rloo")
+
+
+def method_config(params: Params, method: str):
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    return getattr(params, method)
+
+
+def reward_judge(cfg: RLOOConfig, judge: Judge) -> Judge:
+    """The reward's grader: the judge (paper), or exact match (the reward ablation)."""
+    return judge if cfg.reward == "judge" else RuleJudge()
+
+
+def train_method(method: str, params: Params, model_dir: Path, train: Sequence[QAItem],
+                 eval_items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
+                 judge: Judge, out_dir: Path, checkpoint_dir: Path, seed: int,
+                 cfg=None, dynamics: bool = True) -> dict:
+    """Train `method` from `model_dir` on `train`; save it to `out_dir`.
+
+    Returns the method's own summary plus `dynamics`: greedy accuracy per split of
+    `eval_items` at `study.eval_points` fractions of training (none if not `dynamics`).
+    `cfg` overrides the method's params section (attribution runs GRPO with its own batch).
+    """
+    from transformers import AutoTokenizer
+
+    from recall.baselines import run_dpo, run_rft, run_sft
+    from recall.evaluation import ProgressEvaluation
+    from recall.training import train_rl
+
+    cfg = cfg or method_config(params, method)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    progress = ProgressEvaluation(eval_items, judge, tokenizer, params.rollout,
+                                  params.study.eval_points if dynamics else 0)
+    if isinstance(cfg, (GRPOConfig, RLOOConfig)):
+        result = train_rl(model_dir, train, reward_judge(cfg, judge), cfg, params.rollout,
+                          checkpoint_dir, out_dir, seed, report_to=(),
+                          max_failure_rate=params.judge.max_failure_rate, callbacks=[progress])
+        result = {"items": len(train), "steps": result["global_step"],
+                  "unjudged": result["unjudged"], "log_history": result["log_history"]}
+    elif method in ("sft", "sft_known"):
+        result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, [progress])
+    elif method == "dpo":
+        result = run_dpo(model_dir, train, base_samples, cfg, out_dir, seed, [progress])
+    else:  # rft: progress is rounds done over rounds planned
+
+        def on_round(r, model, tok):
+            progress.record(r / cfg.rounds, r, model)
+
+        result = run_rft(model_dir, train, judge, cfg, params.rollout, out_dir, seed, on_round)
+    return {**result, "dynamics": progress.rows}
+
+
+def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, params: Params,
+                    seed: int, name: str, sample: bool = True
+                    ) -> tuple[list[SampleRecord], list[SampleRecord]]:
+    """Greedy answers on `sampling.greedy_splits` and, if `sample`, `sampling.n_samples`
+    rollout samples on the test split: the analyses the base model gets, for a trained one.
+
+    Runs in the stage's process (transformers), so no second engine has to start.
+    """
+    from recall.engines import TransformersEngine
+
+    engine = TransformersEngine(str(model_dir), max_sequences=params.sampling.max_batch_sequences)
+    cfg = params.sampling
+    greedy, unjudged = sample_items(engine, judge, [it for it in items
+                                                    if it.split in cfg.greedy_splits],
+                                    greedy_settings(params.rollout), name)
+    samples: list[SampleRecord] = []
+    if sample:
+        samples, more = sample_items(engine, judge, [it for it in items if it.split == "test"],
+                                     rollout_settings(params.rollout, cfg.n_samples, seed), name)
+        unjudged += more
+    if unjudged:
+        raise RuntimeError(f"{name}: the judge gave no verdict on {unjudged} answers")
+    return greedy, samples
+
+
+def attribution_subsets(train: Sequence[QAItem], access: Mapping[str, int],
+                        partitions: Mapping[str, tuple[int, int]], size: int,
+                        seed: int) -> dict[str, list[QAItem]]:
+    """RL-train items per accessibility partition, each cut to the same size.
+
+    `access`: the base model's correct count per item; a partition [low, high] takes the
+    items with low <= count <= high. `size` 0 matches the smallest partition. Each
+    partition is subsampled with its own seeded stream, so adding one leaves the others be.
+    """
+    missing = [it.id for it in train if it.id not in access]
+    if missing:
+        raise ValueError(f"no accessibility for {len(missing)} RL-train items, e.g. {missing[:3]}")
+    groups = {name: [it for it in train if lo <= access[it.id] <= hi]
+              for name, (lo, hi) in partitions.items()}
+    empty = [name for name, g in groups.items() if not g]
+    if empty:
+        raise ValueError(f"attribution partitions {empty} hold no RL-train item")
+    matched = size or min(len(g) for g in groups.values())
+    small = {name: len(g) for name, g in groups.items() if len(g) < matched}
+    if small:
+        raise ValueError(f"attribution.size {matched} exceeds partitions {small}")
+    return {name: random.Random(f"attribution-{seed}-{name}").sample(g, matched)
+            for name, g in groups.items()}
+
+
+def family(item: QAItem, by: str) -> str:
+    """The "dataset" an item belongs to for transfer: its relation (toy) or its dataset."""
+    if by == "dataset":
+        return item.dataset
+    if item.fact is None:
+        raise ValueError(f"item {item.id} has no fact; transfer.by 'relation' needs facts")
+    return item.fact.relation
+
+
+def transfer_items(items: Sequence[QAItem], by: str, source: Sequence[str],
+                   target: Sequence[str]) -> tuple[list[QAItem], list[QAItem], list[QAItem]]:
+    """(source RL-train, source test, target test). Source and target must not overlap.
+
+    Leakage between source train and target test is already excluded: `validate` checks
+    every test item against every training item, a superset of this pair.
+    """
+    overlap = set(source) & set(target)
+    if overlap:
+        raise ValueError(f"transfer source and target share {sorted(overlap)}")
+    pick = {name: [it for it in items if family(it, by) in names]
+            for name, names in (("source", source), ("target", target))}
+    train = [it for it in pick["source"] if it.split == "train"]
+    src_test = [it for it in pick["source"] if it.split == "test"]
+    tgt_test = [it for it in pick["target"] if it.split == "test"]
+    for what, got in (("source train", train), ("source test", src_test),
+                      ("target test", tgt_test)):
+        if not got:
+            raise ValueError(f"transfer: no {what} items for transfer.by={by!r} "
+                             f"source={list(source)} target={list(target)}")
+    return train, src_test, tgt_test
+
+
+def attribution_config(params: Params, prompts_per_step: int) -> GRPOConfig:
+    """The grpo section with the attribution runs' batch size (a partition is small)."""
+    return dataclasses.replace(params.grpo, prompts_per_step=prompts_per_step,
+                               micro_batch_prompts=min(prompts_per_step,
+                                                       params.grpo.micro_batch_prompts))
+
+
+def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem],
+             items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord], judge: Judge,
+             name: str, seed: int, cfg=None, analyses: bool = True) -> dict:
+    """Train one seed of `method` into models/<name>/seed<s> and evaluate it into
+    runs/<name>/seed<s>/{greedy,samples}.jsonl; returns its summary with dynamics.
+
+    Without `analyses` (attribution, transfer) only the final greedy answers are taken."""
+    import shutil
+
+    from recall.contract import write_jsonl
+    from recall.sampling import accuracy_by_split
+
+    model_dir, run_dir = Path("models") / name / f"seed{seed}", Path("runs") / name / f"seed{seed}"
+    for path in (model_dir, run_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    eval_items = [it for it in items if it.split in ("train", "test")]
+    result = train_method(method, params, base_dir, train, eval_items, base_samples, judge,
+                          model_dir, Path("checkpoints") / name / f"seed{seed}", seed, cfg,
+                          dynamics=analyses)
+    greedy, samples = evaluate_policy(model_dir, items, judge, params, seed,
+                                      f"{name}/seed{seed}", analyses)
+    write_jsonl(run_dir / "greedy.jsonl", greedy)
+    if analyses:
+        write_jsonl(run_dir / "samples.jsonl", samples)
+    summary = {k: v for k, v in result.items() if k != "log_history"}
+    summary["greedy_accuracy"] = accuracy_by_split(greedy)
+    if analyses:
+        summary["pass_at_1_test"] = accuracy_by_split(samples)["test"]
+    return summary

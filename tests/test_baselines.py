@@ -1,0 +1,109 @@
+"""Baselines: the DPO pair rule by hand, and each method trained on the micro world."""
+
+import pytest
+
+from recall.baselines import dpo_pairs, known_items, run_dpo, run_rft, run_sft
+from recall.contract import QAItem, SampleRecord
+from recall.judge import RuleJudge
+
+
+def _item(i, answers=("paris",)):
+    return QAItem(id=i, dataset="toy", question=f"where was {i} born ?", answers=tuple(answers),
+                  fact=None, split="train")
+
+
+def _rec(i, completions, scores):
+    return SampleRecord(id=i, split="train", model="base", prompt_style="direct",
+                        temperature=1.0, completions=tuple(completions), scores=tuple(scores))
+
+
+def test_dpo_pair_rule_by_hand():
+    items = [_item("a"), _item("b", ("lyon", "lyons")), _item("c"), _item("d")]
+    samples = {
+        # chosen: the most frequent correct ("Paris" and "paris ." normalise alike: 2 votes);
+        # rejected: the most frequent wrong; "rome" and "oslo" tie at 2, "rome" came first.
+        "a": _rec("a", ["rome", "Paris", "oslo", "paris .", "rome", "oslo", ""], [0, 1, 0, 1, 0, 0, 0]),
+        # no correct sample: the gold answer (first alias) is chosen
+        "b": _rec("b", ["nice", "nice", "metz"], [0, 0, 0]),
+        # nothing wrong (an empty completion is not a usable rejection): no pair
+        "c": _rec("c", ["paris", ""], [1, 0]),
+        "d": _rec("d", ["", "x", "paris"], [0, 0, 1]),
+    }
+    pairs = {p.item_id: p for p in dpo_pairs(items, samples)}
+    assert set(pairs) == {"a", "b", "d"}
+    assert (pairs["a"].chosen, pairs["a"].rejected, pairs["a"].chosen_from) == ("Paris", "rome", "sample")
+    assert (pairs["b"].chosen, pairs["b"].rejected, pairs["b"].chosen_from) == ("lyon", "nice", "gold")
+    assert (pairs["d"].chosen, pairs["d"].rejected) == ("paris", "x")
+    assert pairs["a"].prompt == "question : where was a born ? answer :"
+
+
+def test_dpo_pairs_need_base_samples():
+    with pytest.raises(ValueError, match="no base samples for item z"):
+        dpo_pairs([_item("z")], {})
+
+
+def test_known_items_filter_by_accessibility():
+    items = [_item("a"), _item("b"), _item("c")]
+    samples = {"a": _rec("a", ["x", "y"], [0, 0]), "b": _rec("b", ["x", "y"], [1, 0]),
+               "c": _rec("c", ["x", "y"], [1, 1])}
+    assert [it.id for it in known_items(items, samples, 0)] == ["a", "b", "c"]
+    assert [it.id for it in known_items(items, samples, 1)] == ["b", "c"]
+    assert [it.id for it in known_items(items, samples, 2)] == ["c"]
+    with pytest.raises(ValueError, match="no base samples for 1 items"):
+        known_items(items + [_item("d")], samples, 1)
+
+
+@pytest.fixture(scope="module")
+def micro(tiny_model):
+    from recall.engines import TransformersEngine
+    from recall.sampling import rollout_settings, sample_items
+
+    model_dir, world, params = tiny_model
+    train = [i for i in world.items if i.split == "train"][:16]
+    engine = TransformersEngine(str(model_dir))
+    records, _ = sample_items(engine, RuleJudge(), train, rollout_settings(params.rollout, 8, 0),
+                              "base")
+    return model_dir, train, {r.id: r for r in records}, params
+
+
+def _loads(out):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(out) is not None
+
+
+def _changed(a, b) -> bool:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ma, mb = AutoModelForCausalLM.from_pretrained(a), AutoModelForCausalLM.from_pretrained(b)
+    return any(not torch.equal(x, y) for x, y in zip(ma.parameters(), mb.parameters()))
+
+
+def test_sft_trains_on_gold_and_known_only_filters(micro, tmp_path):
+    model_dir, train, samples, params = micro
+    out = run_sft(model_dir, train, samples, params.sft, tmp_path / "sft", seed=0)
+    assert out["items"] == len(train) and out["steps"] == 2  # 16 items, batch 8, 1 epoch
+    assert _changed(model_dir, tmp_path / "sft")
+    known = run_sft(model_dir, train, samples, params.sft_known, tmp_path / "known", seed=0)
+    assert known["items"] == sum(sum(r.scores) >= 1 for r in samples.values())
+
+
+def test_dpo_trains_on_pairs(micro, tmp_path):
+    model_dir, train, samples, params = micro
+    out = run_dpo(model_dir, train, samples, params.dpo, tmp_path / "dpo", seed=0)
+    assert out["items"] == len(dpo_pairs(train, samples)) > 0
+    assert _changed(model_dir, tmp_path / "dpo")
+    losses = [h["loss"] for h in out["log_history"] if "loss" in h]
+    assert losses and abs(losses[0] - 0.6931) < 0.01  # log 2: policy == reference at step 1
+
+
+def test_rft_rounds_accept_only_judged_correct(micro, tmp_path):
+    model_dir, train, samples, params = micro
+    seen = []
+    out = run_rft(model_dir, train, RuleJudge(), params.rft, params.rollout, tmp_path / "rft",
+                  seed=0, on_round=lambda r, m, t: seen.append(r))
+    assert seen == [1, 2] and [r["round"] for r in out["rounds"]] == [1, 2]
+    for r in out["rounds"]:  # at most one accepted sample per distinct correct answer
+        assert r["items_with_correct"] <= r["accepted"] <= len(train) * params.rft.samples_per_item
+    assert _loads(tmp_path / "rft")

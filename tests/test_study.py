@@ -1,0 +1,64 @@
+"""The study's selection rules, by hand: attribution partitions at matched size, transfer."""
+
+import pytest
+
+from recall.contract import Fact, QAItem
+from recall.evaluation import progress_steps
+from recall.study import attribution_subsets, transfer_items
+
+
+def _item(i, split="train", relation="birth_city", dataset="toy"):
+    return QAItem(id=i, dataset=dataset, question=f"q {i} ?", answers=("a",),
+                  fact=Fact(subject=i, relation=relation), split=split)
+
+
+PARTS = {"inaccessible": (0, 0), "partial": (1, 64), "high": (65, 128)}
+
+
+def test_attribution_partitions_by_count_at_matched_size():
+    counts = [0, 0, 0, 0, 0, 1, 64, 30, 65, 128, 100]  # 5 inaccessible, 3 partial, 3 high
+    train = [_item(f"t{i}") for i in range(len(counts))]
+    access = {it.id: c for it, c in zip(train, counts)}
+    subsets = attribution_subsets(train, access, PARTS, size=0, seed=0)
+    assert {n: len(s) for n, s in subsets.items()} == {"inaccessible": 3, "partial": 3, "high": 3}
+    assert {it.id for it in subsets["partial"]} == {"t5", "t6", "t7"}  # 1, 64 and 30: bounds inclusive
+    assert {it.id for it in subsets["high"]} == {"t8", "t9", "t10"}
+    assert {access[it.id] for it in subsets["inaccessible"]} == {0}
+    # Seeded, and each partition draws from its own stream.
+    assert subsets == attribution_subsets(train, access, PARTS, size=0, seed=0)
+    fixed = attribution_subsets(train, access, PARTS, size=2, seed=1)
+    assert {n: len(s) for n, s in fixed.items()} == {"inaccessible": 2, "partial": 2, "high": 2}
+
+
+def test_attribution_refuses_what_it_cannot_match():
+    train = [_item("a"), _item("b")]
+    with pytest.raises(ValueError, match=r"attribution.size 2 exceeds partitions \{'low': 1, 'high': 1\}"):
+        attribution_subsets(train, {"a": 0, "b": 100}, {"low": (0, 0), "high": (65, 128)}, 2, 0)
+    with pytest.raises(ValueError, match=r"partitions \['partial'\] hold no RL-train item"):
+        attribution_subsets(train, {"a": 0, "b": 100}, PARTS, 0, 0)
+    with pytest.raises(ValueError, match="no accessibility for 1 RL-train items"):
+        attribution_subsets(train, {"a": 0}, PARTS, 0, 0)
+
+
+def test_transfer_selects_families():
+    items = [_item("r1", "train", "birth_city"), _item("r2", "train", "university"),
+             _item("s1", "test", "employer"), _item("t1", "test", "field"),
+             _item("t2", "test", "university"), _item("v1", "val", "field")]
+    train, src, tgt = transfer_items(items, "relation", ["birth_city", "employer"],
+                                     ["university", "field"])
+    assert [it.id for it in train] == ["r1"] and [it.id for it in src] == ["s1"]
+    assert [it.id for it in tgt] == ["t1", "t2"]
+    with pytest.raises(ValueError, match=r"share \['field'\]"):
+        transfer_items(items, "relation", ["field"], ["field", "university"])
+    with pytest.raises(ValueError, match="no source train items"):
+        transfer_items(items, "relation", ["employer"], ["field"])
+    by_dataset = [_item("n", "train", dataset="nq_open"), _item("n2", "test", dataset="nq_open"),
+                  _item("s", "test", dataset="simpleqa")]
+    assert [it.id for it in transfer_items(by_dataset, "dataset", ["nq_open"], ["simpleqa"])[2]] == ["s"]
+
+
+def test_progress_steps_cover_training_evenly():
+    assert progress_steps(25, 4) == {6: 0.25, 12: 0.5, 19: 0.75, 25: 1.0}
+    assert progress_steps(2, 4) == {1: 0.25, 2: 0.75}  # fewer steps than points: no duplicates
+    with pytest.raises(ValueError):
+        progress_steps(0, 4)
