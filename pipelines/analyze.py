@@ -13,7 +13,7 @@ import csv
 import json
 from pathlib import Path
 
-from recall.analysis import write_plots, compare
+from recall.analysis import compare, write_plots
 from recall.config import load_params
 from recall.contract import read_items, read_records
 from recall.figures import study_markdown, write_study_plots
@@ -23,9 +23,10 @@ from recall.study import METHODS
 from recall.tracking import log_to_parent, stage_run
 
 
-def _runs(root: Path, seeds, samples: bool = True) -> dict:
+def _runs(root: Path, seeds, sampled=()) -> dict:
+    """seed -> (greedy records, sample records, or [] for a seed that was not sampled)."""
     return {s: (read_records(root / f"seed{s}" / "greedy.jsonl"),
-                read_records(root / f"seed{s}" / "samples.jsonl") if samples else [])
+                read_records(root / f"seed{s}" / "samples.jsonl") if s in sampled else [])
             for s in seeds}
 
 
@@ -43,17 +44,17 @@ def main() -> None:
 
         items = read_items(args.items)
         base = (read_records(runs / "base/greedy.jsonl"), read_records(runs / "base/samples.jsonl"))
-        methods = {m: _runs(runs / m, study.seeds) for m in METHODS}
+        methods = {m: _runs(runs / m, study.seeds, study.sample_seeds) for m in METHODS}
         table = method_table(base, methods, items, params.analyze)
         table["majority_k"] = study.majority_k
         majority = majority_vote_accuracy(base[1], study.majority_k)
         attribution = json.loads(Path("metrics/attribution.json").read_text())
-        parts = {name: {s: _runs(runs / "attribution" / name, [s], False)[s][0]
+        parts = {name: {s: _runs(runs / "attribution" / name, [s])[s][0]
                         for s in params.attribution.seeds} for name in params.attribution.partitions}
         shares = attribution_shares(base[0], methods["grpo"], parts)
         moved = json.loads(Path("metrics/transfer.json").read_text())
         transfer = transfer_gains(base[0], {s: g for s, (g, _) in
-                                            _runs(runs / "transfer", params.transfer.seeds, False).items()},
+                                            _runs(runs / "transfer", params.transfer.seeds).items()},
                                   moved["source_test"], moved["target_test"])
         transfer.update(by=moved["by"], source_names=moved["source"], target_names=moved["target"],
                         source_train=moved["source_train"])
@@ -64,8 +65,8 @@ def main() -> None:
                              for r in csv.DictReader(fh)]
         plots = Path("plots")
         figures = write_study_plots(table, dynamics, shares, plots)
-        # The base model's accessibility and GRPO (first seed) against it, as before.
-        first = min(study.seeds)
+        # The base model's accessibility, and GRPO's first sampled seed against it.
+        first = min(study.sample_seeds)
         figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze), "grpo", plots)
         found = findings(table, majority, shares, table["datasets"][0])
         report = study_markdown(table, majority, shares, transfer, found, attribution, figures)

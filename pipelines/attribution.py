@@ -45,7 +45,7 @@ def main() -> None:
             subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed)
             for name, subset in subsets.items():
                 summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
-                                   f"attribution/{name}", seed, cfg=grpo, analyses=False)
+                                   f"attribution/{name}", seed, cfg=grpo, dynamics=False, sample=False)
                 summary.pop("dynamics")
                 out["size"] = len(subset)
                 out["partitions"].setdefault(name, {})[f"seed{seed}"] = summary

@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
     ap.add_argument("--base", type=Path, default=Path("models/base"))
+    ap.add_argument("--checkpoints", type=Path, help="checkpoint root (default checkpoints/<method>)")
     args = ap.parse_args()
     params = load_params(args.params)
     method = args.method
@@ -44,7 +45,8 @@ def main() -> None:
         seeds = {}
         for seed in params.study.seeds:
             seeds[seed] = run_seed(method, params, args.base, train, items, base_samples,
-                                   judge, method, seed)
+                                   judge, method, seed, sample=seed in params.study.sample_seeds,
+                                   checkpoints=args.checkpoints)
             acc = seeds[seed]["greedy_accuracy"]
             mlflow.log_metrics({f"seed{seed}_greedy_acc_{s}": v for s, v in acc.items()})
             if params.tracking.log_models:

@@ -40,7 +40,7 @@ def main() -> None:
                "target_test": [it.id for it in target_test], "seeds": {}}
         for seed in cfg.seeds:
             summary = run_seed("grpo", params, args.base, train, items, {}, judge, "transfer",
-                               seed, analyses=False)
+                               seed, dynamics=False, sample=False)
             summary.pop("dynamics")
             out["seeds"][f"seed{seed}"] = summary
             mlflow.log_metric(f"seed{seed}_test_acc", summary["greedy_accuracy"]["test"])

@@ -58,8 +58,6 @@ def compare(base_greedy: Sequence[SampleRecord], base_samples: Sequence[SampleRe
                      "gain_rel": gain / base_acc[split] if base_acc[split] else None},
         "pass_at_k": {"base": pass_at_k_table(base_samples, split, cfg.pass_k),
                       "after": pass_at_k_table(after_samples, split, cfg.pass_k)},
-        "train_pass_at_k": {"base": pass_at_k_table(base_samples, "train", cfg.pass_k),
-                            "after": pass_at_k_table(after_samples, "train", cfg.pass_k)},
         "repair": repair_rates(base_ok, after_ok, access, cfg.bin_edges),
         "transitions": transition_counts(base_ok, after_ok),
         "accessibility": {s: accessibility_histogram(base_samples, s, cfg.bin_edges)

@@ -20,7 +20,7 @@ import yaml
 
 from recall.config import Params
 
-TRAINER_STAGES = frozenset({"train@grpo"})  # the trainer Jobs run pipelines/train_grpo.py
+TRAINER_STAGES = frozenset({"train@grpo"})  # the trainer Jobs run pipelines/train.py grpo
 
 
 def kustomize(overlay: str | Path) -> list[dict]:

@@ -189,11 +189,17 @@ class StudyConfig:
     """What every trained method is run and measured with."""
 
     seeds: tuple[int, ...]  # post-training seeds, all on the one pretrained base
+    sample_seeds: tuple[int, ...]  # of those, the ones whose models get n samples (pass@k)
     eval_points: int  # greedy train/test evaluations over normalised training progress
     majority_k: int  # majority vote over the first k base samples (paper 32)
     # Chain-of-thought is not built yet; the toy model never saw reasoning text, so there it
     # is not applicable. The report says so rather than fake a number.
     cot: Literal["not_applicable"]
+
+    def __post_init__(self):
+        if not self.sample_seeds or not set(self.sample_seeds) <= set(self.seeds):
+            raise ConfigError(f"study.sample_seeds {list(self.sample_seeds)} must be a non-empty "
+                              f"subset of study.seeds {list(self.seeds)}")
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
     plt = _plt()
     methods = [m for m in LABELS if m in table and isinstance(table[m], dict) and "repair" in table[m]]
     ks = sorted(table["base_pass_at_k"])
-    _csv(plots / "study_pass_at_k.csv", ["k", "base", *methods],
-         [[k, table["base_pass_at_k"][k], *[table[m]["pass_at_k"][k] for m in methods]] for k in ks])
+    sampled = [m for m in methods if table[m]["pass_at_k"]]
+    _csv(plots / "study_pass_at_k.csv", ["k", "base", *sampled],
+         [[k, table["base_pass_at_k"][k], *[table[m]["pass_at_k"][k] for m in sampled]] for k in ks])
     bins = list(table["wrong_per_bin"])
     _csv(plots / "study_repair_rate.csv", ["bin", "wrong", *methods],
          [[b, table["wrong_per_bin"][b], *["" if table[m]["repair"][b] is None
@@ -56,7 +57,7 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
     figures = []
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(ks, [table["base_pass_at_k"][k] for k in ks], "k--", marker="o", label="base")
-    for m in methods:
+    for m in sampled:
         ax.plot(ks, [table[m]["pass_at_k"][k] for k in ks], marker=".", label=LABELS[m])
     ax.set(xscale="log", xlabel="k", ylabel="pass@k (test)", title="pass@k before and after")
     ax.legend(fontsize=7)

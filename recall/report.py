@@ -11,11 +11,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from recall.analysis import compare, correct_counts
+from recall.analysis import accessibility_histogram, correct_counts, pass_at_k_table
 from recall.config import AnalyzeConfig
 from recall.contract import QAItem, SampleRecord
 from recall.judge import normalize_answer
-from recall.metrics import majority_vote
+from recall.metrics import majority_vote, repair_rates, transition_counts
+from recall.sampling import accuracy_by_split
 
 Runs = Mapping[int, tuple[Sequence[SampleRecord], Sequence[SampleRecord]]]  # seed -> (greedy, samples)
 
@@ -65,36 +66,41 @@ def method_table(base: tuple[Sequence[SampleRecord], Sequence[SampleRecord]],
                  methods: Mapping[str, Runs], items: Sequence[QAItem],
                  cfg: AnalyzeConfig) -> dict:
     """Per method: test greedy accuracy per dataset (mean/std over seeds), gain over base,
-    right->wrong breaks, train-split accuracy, pass@k and repair rate per bin (seed means)."""
+    right->wrong breaks, train-split accuracy and repair rate per bin (over seeds), and
+    pass@k (mean over the seeds that were sampled)."""
     datasets = sorted({it.dataset for it in items if it.split == "test"})
     test_ids = {d: [it.id for it in items if it.split == "test" and it.dataset == d]
                 for d in datasets}
     base_greedy, base_samples = base
+    base_ok = greedy_ok(base_greedy)
+    access = correct_counts(base_samples, "test")
     out = {"datasets": datasets,
-           "base": {d: accuracy_on(base_greedy, test_ids[d]) for d in datasets}}
+           "base": {d: accuracy_on(base_greedy, test_ids[d]) for d in datasets},
+           "base_train_accuracy": accuracy_by_split(base_greedy)["train"],
+           "base_pass_at_k": pass_at_k_table(base_samples, "test", cfg.pass_k),
+           "accessibility": {s: accessibility_histogram(base_samples, s, cfg.bin_edges)
+                             for s in ("train", "test")},
+           "wrong_per_bin": {b: v["wrong"] for b, v in
+                             repair_rates(base_ok, base_ok, access, cfg.bin_edges).items()}}
     for method, runs in methods.items():
-        per_seed = {seed: compare(base_greedy, base_samples, g, s, cfg) for seed, (g, s) in runs.items()}
-        row = {"accuracy": {}, "gain_abs": {}, "gain_rel": {}}
+        row = {"accuracy": {}, "gain_abs": {}, "gain_rel": {}, "seeds": sorted(runs)}
         for d in datasets:
             accs = [accuracy_on(g, test_ids[d]) for g, _ in runs.values()]
             row["accuracy"][d] = spread(accs)
             row["gain_abs"][d] = spread([a - out["base"][d] for a in accs])
             row["gain_rel"][d] = spread([(a - out["base"][d]) / out["base"][d] for a in accs])
-        right = sum(greedy_ok(base_greedy).values())
-        row["broken_rate"] = spread([r["transitions"]["broken"] / right for r in per_seed.values()])
-        row["repaired"] = spread([r["transitions"]["repaired"] for r in per_seed.values()])
-        row["train_accuracy"] = spread([r["accuracy"]["after"]["train"] for r in per_seed.values()])
-        row["pass_at_k"] = {k: float(np.mean([r["pass_at_k"]["after"][k] for r in per_seed.values()]))
-                            for k in next(iter(per_seed.values()))["pass_at_k"]["after"]}
-        row["repair"] = {b: _mean_rate([r["repair"][b] for r in per_seed.values()])
-                         for b in next(iter(per_seed.values()))["repair"]}
-        row["seeds"] = sorted(runs)
+        moves = [transition_counts(base_ok, greedy_ok(g)) for g, _ in runs.values()]
+        row["broken_rate"] = spread([m["broken"] / sum(base_ok.values()) for m in moves])
+        row["repaired"] = spread([m["repaired"] for m in moves])
+        row["train_accuracy"] = spread([accuracy_by_split(g)["train"] for g, _ in runs.values()])
+        repairs = [repair_rates(base_ok, greedy_ok(g), access, cfg.bin_edges)
+                   for g, _ in runs.values()]
+        row["repair"] = {b: _mean_rate([r[b] for r in repairs]) for b in repairs[0]}
+        sampled = [pass_at_k_table(s, "test", cfg.pass_k) for _, s in runs.values() if s]
+        row["pass_at_k_seeds"] = [seed for seed, (_, s) in runs.items() if s]
+        row["pass_at_k"] = ({k: float(np.mean([p[k] for p in sampled])) for k in sampled[0]}
+                            if sampled else None)
         out[method] = row
-    first = compare(base_greedy, base_samples, base_greedy, base_samples, cfg)
-    out["base_pass_at_k"] = first["pass_at_k"]["base"]
-    out["base_train_accuracy"] = first["accuracy"]["base"]["train"]
-    out["accessibility"] = first["accessibility"]
-    out["wrong_per_bin"] = {b: v["wrong"] for b, v in first["repair"].items()}
     return out
 
 

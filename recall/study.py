@@ -164,11 +164,14 @@ def attribution_config(params: Params, prompts_per_step: int) -> GRPOConfig:
 
 def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem],
              items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord], judge: Judge,
-             name: str, seed: int, cfg=None, analyses: bool = True) -> dict:
+             name: str, seed: int, cfg=None, dynamics: bool = True, sample: bool = True,
+             checkpoints: Path | None = None) -> dict:
     """Train one seed of `method` into models/<name>/seed<s> and evaluate it into
     runs/<name>/seed<s>/{greedy,samples}.jsonl; returns its summary with dynamics.
 
-    Without `analyses` (attribution, transfer) only the final greedy answers are taken."""
+    `dynamics`: greedy train/test accuracy during training. `sample`: n rollout samples per
+    test item (pass@k). Attribution and transfer runs take neither: final greedy only.
+    RL checkpoints go to `checkpoints`/seed<s> (default checkpoints/<name>)."""
     import shutil
 
     from recall.contract import write_jsonl
@@ -179,15 +182,16 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
         shutil.rmtree(path, ignore_errors=True)
     eval_items = [it for it in items if it.split in ("train", "test")]
     result = train_method(method, params, base_dir, train, eval_items, base_samples, judge,
-                          model_dir, Path("checkpoints") / name / f"seed{seed}", seed, cfg,
-                          dynamics=analyses)
+                          model_dir, (checkpoints or Path("checkpoints") / name) / f"seed{seed}",
+                          seed, cfg,
+                          dynamics=dynamics)
     greedy, samples = evaluate_policy(model_dir, items, judge, params, seed,
-                                      f"{name}/seed{seed}", analyses)
+                                      f"{name}/seed{seed}", sample)
     write_jsonl(run_dir / "greedy.jsonl", greedy)
-    if analyses:
+    if sample:
         write_jsonl(run_dir / "samples.jsonl", samples)
     summary = {k: v for k, v in result.items() if k != "log_history"}
     summary["greedy_accuracy"] = accuracy_by_split(greedy)
-    if analyses:
+    if sample:
         summary["pass_at_1_test"] = accuracy_by_split(samples)["test"]
     return summary

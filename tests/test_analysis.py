@@ -41,7 +41,6 @@ def test_compare_hand_computed(records):
     # pass@1 = mean share correct: base (1/8 + 0 + 1 + 3/8)/4
     assert result["pass_at_k"]["base"][1] == pytest.approx((1 / 8 + 0 + 1 + 3 / 8) / 4)
     assert result["pass_at_k"]["after"][8] == pytest.approx(0.75)
-    assert result["train_pass_at_k"]["after"][1] == pytest.approx(1 / 8)
     assert accessibility_histogram(records[1], "test", cfg.bin_edges) == \
         {"0": 1, "1": 1, "2": 0, "3-4": 1, "5-8": 1}
 

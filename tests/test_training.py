@@ -116,3 +116,18 @@ def test_grpo_unreachable_judge_gives_none_rewards_then_stops(tiny_model, tmp_pa
     with pytest.raises(JudgeError, match="got no verdict.*max_failure_rate 0.05.*unreachable"):
         train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck2",
                    tmp_path / "out2", seed=0, report_to=(), max_failure_rate=0.05)
+
+
+def test_rloo_section_builds_trl_rloo_arguments(micro_params, tmp_path):
+    from trl import RLOOConfig as TRLRLOOConfig
+
+    from recall.training import rl_arguments
+
+    args = rl_arguments(micro_params.rloo, micro_params.rollout, tmp_path, seed=0, report_to=())
+    r = micro_params.rloo
+    assert isinstance(args, TRLRLOOConfig) and args.num_generations == r.group_size
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == \
+        r.prompts_per_step * r.group_size
+    bad = dataclasses.replace(r, prompts_per_step=6, micro_batch_prompts=4)
+    with pytest.raises(ValueError, match="rloo.prompts_per_step"):
+        rl_arguments(bad, micro_params.rollout, tmp_path, seed=0, report_to=())
