@@ -3,7 +3,7 @@
 Judges the base model's accessibility@128 samples of the toy test split through a real
 vLLM server serving the toy judge: once with exact-match fast path, in-batch dedup and a
 fresh verdict cache, then a second pass over the same samples (the cache now warm, as in
-the sample@grpo stage or a rerun), and once with all three off on a subset (one call per
+a train@ stage's evaluation or a rerun), and once with all three off on a subset (one call per
 sample by construction, measured anyway).
 
     python benchmarks/judge_calls.py [--samples runs/base/samples.jsonl] [--judge models/judge]

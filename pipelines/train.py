@@ -42,6 +42,8 @@ def main() -> None:
         items = read_items(args.items)
         train = [it for it in items if it.split == "train"]
         base_samples = {r.id: r for r in read_records(Path("runs/base/samples.jsonl"))}
+        # A declared output of every train@ stage; only the RL methods write checkpoints.
+        (args.checkpoints or Path("checkpoints") / method).mkdir(parents=True, exist_ok=True)
         seeds = {}
         for seed in params.study.seeds:
             seeds[seed] = run_seed(method, params, args.base, train, items, base_samples,

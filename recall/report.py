@@ -154,7 +154,8 @@ LABELS = {"base": "base (greedy)", "majority": "majority vote", "grpo": "GRPO", 
 
 
 def plus_minus(s: Mapping, fmt: str = "{:.3f}") -> str:
-    return f"{fmt.format(s['mean'])} ± {fmt.format(s['std'])}"
+    """'mean ± std' (the std never signed)."""
+    return f"{fmt.format(s['mean'])} ± {fmt.replace('+', '').format(s['std'])}"
 
 
 def findings(table: Mapping, majority: float, shares: Mapping | None, dataset: str) -> list[str]:
@@ -167,9 +168,10 @@ def findings(table: Mapping, majority: float, shares: Mapping | None, dataset: s
         "1. **RL vs SFT, DPO and RFT on held-out facts.** GRPO " + plus_minus(grpo) + "; "
         + "; ".join(f"{LABELS[m]} {plus_minus(table[m]['accuracy'][dataset])} (paired gap "
                     f"{plus_minus(beats[m], '{:+.3f}')})" for m in others) + ". "
-        + (f"Reproduced: GRPO beats all three in every seed." if len(won) == len(others) else
-           f"Not fully reproduced: GRPO beats {', '.join(LABELS[m] for m in won) or 'none'} "
-           f"in every seed, not {', '.join(LABELS[m] for m in others if m not in won)}."),
+        + ("Reproduced: GRPO beats all three in every seed." if len(won) == len(others) else
+           "Not reproduced: GRPO does not beat "
+           + ", ".join(LABELS[m] for m in others if m not in won) + " in every seed"
+           + (f" (it does beat {', '.join(LABELS[m] for m in won)})." if won else ".")),
     ]
     gap = grpo["mean"] - majority
     out.append(f"2. **RL vs majority vote.** Majority vote over {table['majority_k']} samples "
@@ -179,11 +181,13 @@ def findings(table: Mapping, majority: float, shares: Mapping | None, dataset: s
     rates = [(b, r) for b, r in table["grpo"]["repair"].items() if r is not None
              and table["wrong_per_bin"][b] >= 5]
     rising = all(a[1] <= b[1] + 1e-9 for a, b in zip(rates, rates[1:]))
+    overall = len(rates) > 1 and rates[-1][1] > rates[0][1]
     out.append("3. **Repair rate rises with accessibility.** GRPO repair rate per bin (bins with "
                "at least 5 base-wrong items, seed means): "
                + ", ".join(f"{b}: {r:.2f}" for b, r in rates) + ". "
-               + ("Reproduced: it never falls as accessibility rises." if rising else
-                  "Partly: it rises overall but not in every step."))
+               + ("Reproduced: it never falls as accessibility rises." if rising and overall else
+                  "Partly: it rises overall but not in every step." if overall else
+                  "Not reproduced: it does not rise with accessibility."))
     pk = table["base_pass_at_k"]
     k_match = next((k for k in sorted(pk) if pk[k] >= grpo["mean"]), None)
     out.append(f"4. **Post-RL greedy vs pre-RL pass@k.** Post-GRPO greedy {grpo['mean']:.3f}; "
@@ -197,8 +201,41 @@ def findings(table: Mapping, majority: float, shares: Mapping | None, dataset: s
                    "share of it recovered by GRPO on one partition at matched size: "
                    + "; ".join(f"{n} {plus_minus(p['share'], '{:.2f}')}" for n, p in parts.items())
                    + ". The paper's inaccessible@128 subset recovers ~0.83; "
-                   + ("reproduced." if "inaccessible" in parts
-                      and parts["inaccessible"]["share"]["mean"] >= 0.5 else
-                      "not reproduced here: in the organism, RL-train facts the base model "
-                      "never samples are mostly facts it was never shown, so they give no reward."))
-    return out
+                   + _attribution_verdict(shares))
+    return out + _controls(table, dataset)
+
+
+def _attribution_verdict(shares: Mapping) -> str:
+    full, parts = shares["full_gain"], shares["partitions"]
+    if full["mean"] <= 0 or full["mean"] < full["std"]:
+        return ("no verdict: the full-data gain is not clearly above zero across seeds, so "
+                "shares of it are noise.")
+    if "inaccessible" not in parts:
+        return "no 'inaccessible' partition was run."
+    if parts["inaccessible"]["share"]["mean"] >= 0.5:
+        return "reproduced: the inaccessible partition recovers most of the gain."
+    return ("not reproduced: RL on the facts the base model never sampled recovers little of "
+            "the gain; in the organism most of them are facts it was never shown (no "
+            "biography), which give no reward.")
+
+
+def _controls(table: Mapping, dataset: str) -> list[str]:
+    """The organism's controls, stated beside the findings: what SFT does on known facts only,
+    how often each method breaks what the base got right, and the second RL algorithm."""
+    lines = []
+    if "sft_known" in table and "sft" in table:
+        lines.append(f"- **Control: SFT on known facts only** {plus_minus(table['sft_known']['accuracy'][dataset])} "
+                     f"vs SFT on all RL-train facts {plus_minus(table['sft']['accuracy'][dataset])}: "
+                     "the difference is what training on facts the model cannot know costs.")
+    breaks = [m for m in LABELS if isinstance(table.get(m), dict) and "broken_rate" in table[m]]
+    lines.append("- **Right→wrong breaks** (share of base-right test items): "
+                 + ", ".join(f"{LABELS[m]} {plus_minus(table[m]['broken_rate'])}" for m in breaks)
+                 + ".")
+    if "rloo" in table:
+        gap = paired_gap(table, "grpo", "rloo", dataset)
+        lines.append(f"- **Second RL algorithm** (RLOO, standing in for PPO): "
+                     f"{plus_minus(table['rloo']['accuracy'][dataset])}, paired gap GRPO − RLOO "
+                     f"{plus_minus(gap, '{:+.3f}')}: "
+                     + ("the gain holds across RL algorithms." if table["rloo"]["gain_abs"][dataset]["mean"] > 0
+                        else "RLOO does not gain here."))
+    return lines

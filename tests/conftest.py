@@ -31,7 +31,7 @@ MICRO = {
     "sft_known": {"epochs": 1, "batch_size": 8},
     "dpo": {"epochs": 1, "batch_size": 8},
     "rft": {"rounds": 2, "samples_per_item": 2, "batch_size": 8},
-    "study": {"seeds": [0, 1], "sample_seeds": [0], "eval_points": 2},
+    "study": {"seeds": [0, 1], "sample_seeds": [0], "eval_points": 2, "majority_k": 4},
     # The micro model may sample no right answer at all, so the second partition is "any".
     "attribution": {"partitions": {"inaccessible": [0, 0], "any": [0, 8]},
                     "prompts_per_step": 4, "seeds": [0]},

@@ -53,3 +53,48 @@ def test_spread_is_sample_std():
     s = spread([0.1, 0.3])
     assert s["mean"] == pytest.approx(0.2) and s["std"] == pytest.approx(0.1414, abs=1e-4)
     assert spread([0.5])["std"] == 0.0
+
+
+def _items(n):
+    from recall.contract import QAItem
+
+    return [QAItem(id=f"t{i}", dataset="toy", question="q ?", answers=("a",), fact=None,
+                   split="test") for i in range(n)] + \
+        [QAItem(id="r0", dataset="toy", question="q ?", answers=("a",), fact=None, split="train")]
+
+
+def _run(test_oks, train_ok=1):
+    return _greedy(test_oks) + [_rec("r0", ["x"], [train_ok], split="train")]
+
+
+def test_method_table_and_findings_by_hand():
+    from recall.config import AnalyzeConfig
+    from recall.report import findings, method_table
+
+    cfg = AnalyzeConfig(pass_k=(1, 2), bin_edges=(0, 1, 2))
+    base_greedy = _run([1, 0, 0, 0], train_ok=0)  # test 0.25
+    # base samples: t0 2/2, t1 1/2, t2 0/2, t3 1/2
+    base_samples = [_rec(f"t{i}", ["a", "b"], s) for i, s in
+                    enumerate([[1, 1], [1, 0], [0, 0], [0, 1]])] + [_rec("r0", ["a", "b"], [0, 0], "train")]
+    methods = {
+        "grpo": {0: (_run([1, 1, 0, 1]), base_samples), 1: (_run([1, 1, 0, 0]), [])},  # 0.75, 0.5
+        "sft": {0: (_run([0, 1, 0, 0]), []), 1: (_run([1, 0, 0, 0]), [])},  # 0.25, 0.25
+        "dpo": {0: (_run([1, 0, 0, 0]), []), 1: (_run([1, 0, 0, 0]), [])},
+        "rft": {0: (_run([1, 1, 0, 0]), []), 1: (_run([1, 0, 0, 0]), [])},  # 0.5, 0.25
+    }
+    table = method_table((base_greedy, base_samples), methods, _items(4), cfg)
+    table["majority_k"] = 2
+    g = table["grpo"]
+    assert table["base"] == {"toy": 0.25} and g["accuracy"]["toy"]["values"] == [0.75, 0.5]
+    assert g["gain_rel"]["toy"]["mean"] == pytest.approx(1.5)  # (0.625 - 0.25) / 0.25
+    # base-wrong items by accessibility: t2 in bin "0", t1 and t3 in bin "1"; repaired in
+    # seed 0: t1, t3 (bin 1: 2/2), seed 1: t1 (1/2) -> mean 0.75; bin 0 never repaired
+    assert g["repair"] == {"0": 0.0, "1": 0.75, "2": None}
+    assert table["sft"]["broken_rate"]["values"] == [1.0, 0.0]  # seed 0 lost t0, the one right item
+    assert g["pass_at_k_seeds"] == [0] and table["sft"]["pass_at_k"] is None
+    assert g["train_accuracy"]["mean"] == 1.0 and table["base_train_accuracy"] == 0.0
+    text = "\n".join(findings(table, majority=0.5, shares=None, dataset="toy"))
+    assert "Reproduced: GRPO beats all three in every seed." in text
+    assert "Reproduced: GRPO is above majority vote." in text  # 0.625 > 0.5
+    assert "0: 0.00, 1: 0.75" not in text  # bins with fewer than 5 base-wrong items are left out
+    assert "SFT (gold) 0.250 ± 0.000 (paired gap +0.375 ± 0.177)" in text  # +0.5, +0.25
