@@ -74,18 +74,7 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
     ax.legend(fontsize=7)
     figures.append(_save(fig, plots / "study_repair_rate.png"))
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-    for ax, split in zip(axes, ("train", "test")):
-        base = table["base_train_accuracy"] if split == "train" else table["base"][table["datasets"][0]]
-        for m in methods:
-            rows = [r for r in dynamics if r["method"] == m and r["split"] == split]
-            points = sorted({r["progress"] for r in rows})
-            means = [sum(r["accuracy"] for r in rows if r["progress"] == p)
-                     / sum(1 for r in rows if r["progress"] == p) for p in points]
-            ax.plot([0.0, *points], [base, *means], marker=".", label=LABELS[m])
-        ax.set(xlabel="training progress", ylabel=f"greedy accuracy ({split})", title=split)
-    axes[0].legend(fontsize=7)
-    figures.append(_save(fig, plots / "dynamics.png"))
+    figures.append(_dynamics_figure(table, dynamics, methods, plots / "dynamics.png"))
 
     if shares:
         names = list(shares["partitions"])
@@ -99,6 +88,26 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
         ax.set(ylabel="share of full-data GRPO gain", title="Data attribution (matched size)")
         figures.append(_save(fig, plots / "attribution.png"))
     return figures
+
+
+def _dynamics_figure(table: Mapping, dynamics: Sequence[Mapping], methods: Sequence[str],
+                     path: Path) -> Path:
+    """Greedy train- and test-split accuracy over training progress, seed means; progress 0
+    is the base model."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for ax, split in zip(axes, ("train", "test")):
+        base = table["base_train_accuracy"] if split == "train" else table["base"][table["datasets"][0]]
+        for m in methods:
+            rows = [r for r in dynamics if r["method"] == m and r["split"] == split]
+            points = sorted({r["progress"] for r in rows})
+            means = [sum(r["accuracy"] for r in rows if r["progress"] == p)
+                     / sum(1 for r in rows if r["progress"] == p) for p in points]
+            ax.plot([0.0, *points], [base, *means], marker=".", label=LABELS[m])
+        ax.set(xlabel="training progress", ylabel=f"greedy accuracy ({split})", title=split)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
 
 
 def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
