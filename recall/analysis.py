@@ -65,7 +65,7 @@ def compare(base_greedy: Sequence[SampleRecord], base_samples: Sequence[SampleRe
     }
 
 
-def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
@@ -82,14 +82,14 @@ def write_plots(result: Mapping, method: str, plots_dir: Path) -> list[Path]:
 
     pk = result["pass_at_k"]
     ks = sorted(pk["base"])
-    _write_csv(plots_dir / "pass_at_k.csv", ["k", "base", method],
+    write_csv(plots_dir / "pass_at_k.csv", ["k", "base", method],
                [[k, pk["base"][k], pk["after"][k]] for k in ks])
     repair = result["repair"]
-    _write_csv(plots_dir / "repair_rate.csv", ["bin", "repair_rate", "wrong", "repaired"],
+    write_csv(plots_dir / "repair_rate.csv", ["bin", "repair_rate", "wrong", "repaired"],
                [[b, "" if v["rate"] is None else v["rate"], v["wrong"], v["repaired"]]
                 for b, v in repair.items()])
     hist = result["accessibility"]
-    _write_csv(plots_dir / "accessibility.csv", ["bin", "train", "test"],
+    write_csv(plots_dir / "accessibility.csv", ["bin", "train", "test"],
                [[b, hist["train"][b], hist["test"][b]] for b in hist["test"]])
 
     figures = []
@@ -98,7 +98,7 @@ def write_plots(result: Mapping, method: str, plots_dir: Path) -> list[Path]:
     ax.plot(ks, [pk["after"][k] for k in ks], marker="o", label=method)
     ax.set(xscale="log", xlabel="k", ylabel="pass@k (test)", title="pass@k before and after")
     ax.legend()
-    figures.append(_save(fig, plots_dir / "pass_at_k.png"))
+    figures.append(save_figure(fig, plots_dir / "pass_at_k.png"))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     labels = list(repair)
@@ -108,7 +108,7 @@ def write_plots(result: Mapping, method: str, plots_dir: Path) -> list[Path]:
                     va="bottom", fontsize=7)
     ax.set(xlabel="pre-RL accessibility (correct of samples)", ylabel="repair rate",
            title=f"Repair rate of base-wrong test items ({method})", ylim=(0, 1.05))
-    figures.append(_save(fig, plots_dir / "repair_rate.png"))
+    figures.append(save_figure(fig, plots_dir / "repair_rate.png"))
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     width = 0.4
@@ -118,11 +118,12 @@ def write_plots(result: Mapping, method: str, plots_dir: Path) -> list[Path]:
     ax.set_xticks(range(len(hist["test"])), list(hist["test"]))
     ax.set(xlabel="correct of samples (base model)", ylabel="items", title="Accessibility")
     ax.legend()
-    figures.append(_save(fig, plots_dir / "accessibility.png"))
+    figures.append(save_figure(fig, plots_dir / "accessibility.png"))
     return figures
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as PNG (the size every recall figure uses) and close it."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     import matplotlib.pyplot as plt

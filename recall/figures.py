@@ -6,19 +6,11 @@ report embeds and the analyze stage logs to MLflow.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from recall.analysis import save_figure, write_csv
 from recall.report import COT_NOT_APPLICABLE, LABELS, plus_minus
-
-
-def _csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def _plt():
@@ -30,14 +22,6 @@ def _plt():
     return plt
 
 
-def _save(fig, path: Path) -> Path:
-    plt = _plt()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mapping | None,
                       plots: Path) -> list[Path]:
     """pass@k per method, repair rate per bin per method, training dynamics, attribution."""
@@ -45,14 +29,14 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
     methods = [m for m in LABELS if m in table and isinstance(table[m], dict) and "repair" in table[m]]
     ks = sorted(table["base_pass_at_k"])
     sampled = [m for m in methods if table[m]["pass_at_k"]]
-    _csv(plots / "study_pass_at_k.csv", ["k", "base", *sampled],
+    write_csv(plots / "study_pass_at_k.csv", ["k", "base", *sampled],
          [[k, table["base_pass_at_k"][k], *[table[m]["pass_at_k"][k] for m in sampled]] for k in ks])
     bins = list(table["wrong_per_bin"])
-    _csv(plots / "study_repair_rate.csv", ["bin", "wrong", *methods],
+    write_csv(plots / "study_repair_rate.csv", ["bin", "wrong", *methods],
          [[b, table["wrong_per_bin"][b], *["" if table[m]["repair"][b] is None
                                            else table[m]["repair"][b] for m in methods]]
           for b in bins])
-    _csv(plots / "dynamics.csv", ["method", "seed", "progress", "split", "accuracy"],
+    write_csv(plots / "dynamics.csv", ["method", "seed", "progress", "split", "accuracy"],
          [[r["method"], r["seed"], r["progress"], r["split"], r["accuracy"]] for r in dynamics])
     figures = []
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -61,7 +45,7 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
         ax.plot(ks, [table[m]["pass_at_k"][k] for k in ks], marker=".", label=LABELS[m])
     ax.set(xscale="log", xlabel="k", ylabel="pass@k (test)", title="pass@k before and after")
     ax.legend(fontsize=7)
-    figures.append(_save(fig, plots / "study_pass_at_k.png"))
+    figures.append(save_figure(fig, plots / "study_pass_at_k.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / max(1, len(methods))
@@ -72,13 +56,13 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
     ax.set(xlabel="pre-RL accessibility (correct of samples)", ylabel="repair rate",
            title="Repair rate of base-wrong test items", ylim=(0, 1.05))
     ax.legend(fontsize=7)
-    figures.append(_save(fig, plots / "study_repair_rate.png"))
+    figures.append(save_figure(fig, plots / "study_repair_rate.png"))
 
     figures.append(_dynamics_figure(table, dynamics, methods, plots / "dynamics.png"))
 
     if shares:
         names = list(shares["partitions"])
-        _csv(plots / "attribution.csv", ["partition", "share", "std"],
+        write_csv(plots / "attribution.csv", ["partition", "share", "std"],
              [[n, shares["partitions"][n]["share"]["mean"], shares["partitions"][n]["share"]["std"]]
               for n in names])
         fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -86,7 +70,7 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
                yerr=[shares["partitions"][n]["share"]["std"] for n in names], capsize=4)
         ax.axhline(1.0, color="k", lw=0.8, ls="--")
         ax.set(ylabel="share of full-data GRPO gain", title="Data attribution (matched size)")
-        figures.append(_save(fig, plots / "attribution.png"))
+        figures.append(save_figure(fig, plots / "attribution.png"))
     return figures
 
 
@@ -106,7 +90,7 @@ def _dynamics_figure(table: Mapping, dynamics: Sequence[Mapping], methods: Seque
             ax.plot([0.0, *points], [base, *means], marker=".", label=LABELS[m])
         ax.set(xlabel="training progress", ylabel=f"greedy accuracy ({split})", title=split)
     axes[0].legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 
