@@ -12,8 +12,10 @@ export PATH := $(VENV):$(PATH)
 setup:
 	@bash scripts/setup.sh
 
+# The judge is trained first, then served once for every stage that grades (~25 s each).
 experiment: setup
-	dvc repro
+	dvc repro judge
+	recall serve-judge -- dvc repro
 
 test: setup
 	python -m pytest

@@ -4,6 +4,7 @@
     recall sweep create | worker          # the two halves, as the cluster's sweep Jobs run them
     recall render [--overlay DIR] [-o FILE]
     recall submit [--stage train@grpo] [--overlay DIR]   # default: the whole experiment
+    recall serve-judge -- dvc repro   # one judge server for every stage of the run
 """
 
 from __future__ import annotations
@@ -72,6 +73,17 @@ def _submit(args) -> int:
                    params.cluster.job_timeout_s)
 
 
+def _serve_judge(args) -> int:
+    from recall.judge_server import run_with_judge
+
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        print("recall serve-judge: name the command to run, e.g. `recall serve-judge -- dvc "
+              "repro`", file=sys.stderr)
+        return 2
+    return run_with_judge(load_params(args.params).judge, cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="recall", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--overlay")
     sm.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
     sm.set_defaults(func=_submit)
+    sj = sub.add_parser("serve-judge", help="run a command with the judge served once for it")
+    sj.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    sj.set_defaults(func=_serve_judge)
     args = ap.parse_args(argv)
     return args.func(args)
 

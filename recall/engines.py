@@ -35,14 +35,37 @@ class TransformersEngine:
         engine.model, engine.tokenizer, engine.max_sequences = model, tokenizer, max_sequences
         return engine
 
+    def _shared_prefix(self, enc, n: int) -> dict:
+        """Inputs for n samples per prompt with each prompt's KV cache computed once.
+
+        `generate(num_return_sequences=n)` repeats every prompt n times before the prefill,
+        so with n = 128 the prefill cost 128x its due and most of the sampling time. Here
+        all but the last prompt token go through the model once; the cache is repeated n
+        times and generate only feeds the uncached last token (transformers' prefix-cache
+        pattern).
+        """
+        from transformers import DynamicCache
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        # Left padding: positions count from each prompt's first real token, as generate does.
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
+                   position_ids=positions[:, :-1], past_key_values=cache, use_cache=True)
+        cache.batch_repeat_interleave(n)
+        return {"input_ids": ids.repeat_interleave(n, dim=0),
+                "attention_mask": mask.repeat_interleave(n, dim=0), "past_key_values": cache}
+
     def _generate_chunk(self, prompts: Sequence[str], s: SamplingSettings) -> list[list[str]]:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
         sample = s.temperature > 0
         kwargs = dict(do_sample=True, temperature=s.temperature, top_p=s.top_p,
                       top_k=0 if s.top_k < 0 else s.top_k) if sample else dict(do_sample=False)
         with torch.inference_mode():
+            inputs = (self._shared_prefix(enc, s.n) if s.n > 1 and enc["input_ids"].shape[1] > 1
+                      else {**enc, "num_return_sequences": s.n})
             out = self.model.generate(
-                **enc, max_new_tokens=s.max_tokens, num_return_sequences=s.n,
+                **inputs, max_new_tokens=s.max_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.tokenizer.eos_token_id, **kwargs,
             )

@@ -24,6 +24,21 @@ def test_sampling_is_seeded(tiny_model):
     assert engine.generate(prompts, s) == engine.generate(prompts, s)
 
 
+def test_shared_prompt_cache_samples_what_repeated_prompts_sample(tiny_model, monkeypatch):
+    # n samples per prompt reuse one prefill of the prompt; with the same seed the samples
+    # must be the ones generate(num_return_sequences=n) draws from n prefills.
+    model_dir, world, _ = tiny_model
+    engine = TransformersEngine(str(model_dir))
+    prompts = [f"question : {it.question} answer :" for it in world.items[:6]]
+    prompts[0] = "x " * 7 + prompts[0]  # uneven lengths: left padding must not shift positions
+    s = SamplingSettings(n=16, temperature=1.0, top_p=1.0, top_k=-1, max_tokens=6, seed=3)
+    shared = engine.generate(prompts, s)
+    monkeypatch.setattr(TransformersEngine, "_shared_prefix",
+                        lambda self, enc, n: {**enc, "num_return_sequences": n})
+    assert engine.generate(prompts, s) == shared
+    assert len({c for row in shared for c in row}) > 6  # really sampled, not one answer
+
+
 def test_unknown_engine_is_an_error(tiny_model):
     with pytest.raises(ValueError, match="sampling.engine"):
         make_engine("tgi", str(tiny_model[0]))

@@ -1,0 +1,78 @@
+"""One judge server for a whole run: `run_with_judge` serves it, `open_judge` finds it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import pytest
+
+from recall.judge_server import (SHARED_DIGEST_ENV, SHARED_URL_ENV, open_judge, run_with_judge,
+                                 shared_server)
+from recall.verdict_cache import weights_digest
+
+
+def _model_dir(tmp_path, weights: bytes):
+    d = tmp_path / "judge"
+    d.mkdir(exist_ok=True)
+    (d / "model.safetensors").write_bytes(weights)
+    return d
+
+
+def test_shared_server_needs_the_url(tmp_path, monkeypatch):
+    monkeypatch.delenv(SHARED_URL_ENV, raising=False)
+    assert shared_server(str(_model_dir(tmp_path, b"w1"))) is None
+
+
+def test_shared_server_checks_the_weights(tmp_path, monkeypatch):
+    model = _model_dir(tmp_path, b"w1")
+    monkeypatch.setenv(SHARED_URL_ENV, "http://127.0.0.1:9")
+    monkeypatch.setenv(SHARED_DIGEST_ENV, weights_digest(model))
+    assert shared_server(str(model)) == "http://127.0.0.1:9"
+    # The judge retrained after the server started: grading with the old one is refused.
+    _model_dir(tmp_path, b"w2")
+    with pytest.raises(RuntimeError, match=rf"serves judge weights \w+, but {model} holds"):
+        shared_server(str(model))
+
+
+def test_rule_judge_runs_the_command_without_a_server(micro_params, monkeypatch):
+    monkeypatch.delenv(SHARED_URL_ENV, raising=False)
+    cfg = dataclasses.replace(micro_params.judge, backend="rule")
+    code = run_with_judge(cfg, [sys.executable, "-c",
+                                f"import os, sys; sys.exit(7 if '{SHARED_URL_ENV}' in os.environ "
+                                f"else 5)"])
+    assert code == 5
+
+
+def test_one_server_grades_for_the_whole_command(judge_server, monkeypatch, capfd):
+    from recall.judge import JudgeRequest
+    from recall.llm_judge import LLMJudge
+
+    base_url, model_dir, world, params = judge_server
+    monkeypatch.delenv(SHARED_URL_ENV, raising=False)
+    cfg = dataclasses.replace(params.judge, backend="llm", base_url="", model=model_dir,
+                              fast_path=False, cache="")
+    item = next(it for it in world.items if it.split == "test")
+    requests = [JudgeRequest(item.question, tuple(item.answers), item.answers[0]),
+                JudgeRequest(item.question, tuple(item.answers), "")]
+    direct = [v.value for v in LLMJudge(cfg, base_url, model_dir).judge(requests)]
+    # The command judges through open_judge, which must use the served judge rather than
+    # start its own, and get the verdicts the fixture's server gives.
+    child = (
+        "import json, os, sys\n"
+        "from recall.config import JudgeConfig\n"
+        "from recall.judge import JudgeRequest\n"
+        "from recall.judge_server import open_judge\n"
+        "cfg = JudgeConfig(**json.loads(sys.argv[1]))\n"
+        "reqs = [JudgeRequest(q, tuple(a), c) for q, a, c in json.loads(sys.argv[2])]\n"
+        "with open_judge(cfg) as judge:\n"
+        "    print('VERDICTS', judge.base_url == os.environ['RECALL_JUDGE_URL'],\n"
+        "          json.dumps([v.value for v in judge.judge(reqs)]))\n"
+    )
+    code = run_with_judge(cfg, [sys.executable, "-c", child, json.dumps(dataclasses.asdict(cfg)),
+                                json.dumps([[r.question, r.answers, r.candidate]
+                                            for r in requests])])
+    assert code == 0
+    line = next(x for x in capfd.readouterr().out.splitlines() if x.startswith("VERDICTS"))
+    assert line == f"VERDICTS True {json.dumps(direct)}"
