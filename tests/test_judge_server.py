@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from recall.judge_server import (SHARED_DIGEST_ENV, SHARED_URL_ENV, open_judge, run_with_judge,
-                                 shared_server)
+from recall.judge_server import SHARED_DIGEST_ENV, SHARED_URL_ENV, run_with_judge, shared_server
 from recall.verdict_cache import weights_digest
 
 
