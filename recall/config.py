@@ -45,6 +45,7 @@ class WorldConfig:
     unknown_fraction: float  # RL-train people with no biography: facts the model cannot know
     relations: tuple[str, ...]
     values_per_relation: int
+    value_words: int  # words per value: >1 gives multi-token answers, with a last-word alias
     first_name_pool: int  # shared name tokens create interference between people
     last_name_pool: int
     exposure_min: int  # biography copies per person, log-uniform
@@ -53,6 +54,10 @@ class WorldConfig:
     # people given an RL-train person's answer while sharing one of their names (not leaks).
     planted_leaks: int
     planted_distractors: int
+
+    def __post_init__(self):
+        if self.value_words < 1:
+            raise ConfigError(f"world.value_words must be >= 1, got {self.value_words}")
 
 
 @dataclass(frozen=True)

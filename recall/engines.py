@@ -89,6 +89,11 @@ class VLLMEngine:
 
     def __init__(self, model_dir: str, seed: int = 0):
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; the default 4 is wasteful here
+        # vLLM on CPU keeps one core for its front end and one OMP thread otherwise; nothing
+        # else runs beside an offline sampling run, so it gets every core: ~15% more samples/s
+        # on 2 cores. The environment still wins.
+        os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
         from vllm import LLM  # imported late: heavy, and absent where only transformers is needed
 
         self.llm = LLM(model=model_dir, tokenizer=model_dir, dtype="float32", seed=seed,

@@ -79,10 +79,13 @@ def pair_line(pair: LabelledPair) -> tuple[str, str]:
 
 
 class _VerdictLines(torch.utils.data.Dataset):
-    """Judge lines, right-padded to a fixed length.
+    """Judge lines of at most `length` tokens, right-padded per batch by `collate`.
 
     Right, not left: GPT-2's positions count from the first token, padding included, and
     the served judge sees its prompt unpadded from position 0, so training must too.
+    Padding only to the batch's longest line, not to `length`, keeps the loss the same
+    (causal attention: no real token sees a right pad) at ~0.6x the compute: lines average
+    24 tokens against a block of 40.
 
     The loss covers the candidate, the verdict and EOS, not the question or the gold list:
     predicting a correct candidate from the gold list trains the copy circuit that the
@@ -97,20 +100,26 @@ class _VerdictLines(torch.utils.data.Dataset):
             head_ids = tokenizer(head + " candidate :", add_special_tokens=False)["input_ids"]
             tail_ids = tokenizer(f"{tail} {verdict}", add_special_tokens=False)["input_ids"]
             tail_ids.append(tokenizer.eos_token_id)
-            ids = (head_ids + tail_ids)[-length:]
-            labels = ([-100] * len(head_ids) + tail_ids)[-length:]
-            pad = length - len(ids)
-            self.rows.append({
-                "input_ids": torch.tensor(ids + [tokenizer.pad_token_id] * pad),
-                "attention_mask": torch.tensor([1] * len(ids) + [0] * pad),
-                "labels": torch.tensor(labels + [-100] * pad),
-            })
+            self.rows.append({"input_ids": (head_ids + tail_ids)[-length:],
+                              "labels": ([-100] * len(head_ids) + tail_ids)[-length:]})
+        self.pad_id = tokenizer.pad_token_id
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict:
         return self.rows[i]
+
+    def collate(self, rows: Sequence[dict]) -> dict:
+        width = max(len(r["input_ids"]) for r in rows)
+        pads = [width - len(r["input_ids"]) for r in rows]
+        return {
+            "input_ids": torch.tensor([r["input_ids"] + [self.pad_id] * p
+                                       for r, p in zip(rows, pads)]),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * p
+                                            for r, p in zip(rows, pads)]),
+            "labels": torch.tensor([r["labels"] + [-100] * p for r, p in zip(rows, pads)]),
+        }
 
 
 def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, seed: int) -> dict:
@@ -130,7 +139,7 @@ def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, se
             lr_scheduler_type="cosine", logging_steps=max(1, cfg.steps // 20), save_strategy="no",
             report_to=[], use_cpu=True, seed=seed, data_seed=seed,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=data)
+        trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=data.collate)
         result = trainer.train()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -91,8 +91,11 @@ def _words(rng: random.Random, count: int, taken: set[str]) -> list[str]:
 
 
 def answer_forms(relation: str, word: str) -> tuple[str, ...]:
-    """Canonical answer first, then aliases."""
-    return tuple(f.format(w=word) for f in RELATIONS[relation]["forms"])
+    """Canonical answer first, then aliases. A multi-word value ("brak tolis") also goes by
+    its last word alone, as "Obama" does for "Barack Obama"."""
+    forms = tuple(f.format(w=word) for f in RELATIONS[relation]["forms"])
+    short = word.split()[-1]
+    return forms + (short,) if short != word and short not in forms else forms
 
 
 def question_for(relation: str, name: str) -> str:
@@ -115,7 +118,11 @@ def _people(rng: random.Random, cfg: WorldConfig) -> list[Person]:
         raise ValueError(f"world: {cfg.first_name_pool}x{cfg.last_name_pool} names < {total} people")
     taken: set[str] = set()
     firsts, lasts = _words(rng, cfg.first_name_pool, taken), _words(rng, cfg.last_name_pool, taken)
-    values = {r: _words(rng, cfg.values_per_relation, taken) for r in cfg.relations}
+    # value_words 1 draws exactly the words it always did, so the default world is unchanged.
+    k = cfg.value_words
+    values = {r: [" ".join(ws[i:i + k]) for i in range(0, len(ws), k)]
+              for r in cfg.relations
+              for ws in [_words(rng, cfg.values_per_relation * k, taken)]}
     names = rng.sample([f"{first} {last}" for first in firsts for last in lasts], total)
     groups = [g for g, n in sizes.items() for _ in range(n)]
     n_unknown = round(cfg.unknown_fraction * cfg.n_rl_train)

@@ -24,20 +24,35 @@ def test_pairs_are_labelled_by_ground_truth(tiny_model):
 def test_training_lines_put_loss_on_candidate_and_verdict_only(tiny_model):
     _, world, _ = tiny_model
     tok = judge_tokenizer(world.items)
+    pairs = [p for p in judge_pairs(list(world.items[:40]), random.Random(0))
+             if p.request.candidate]
+    lines = _VerdictLines(tok, pairs[:4], length=48)
+    batch = lines.collate([lines[i] for i in range(4)])
+    lengths = [len(lines[i]["input_ids"]) for i in range(4)]
+    # Padded to the batch's longest line, not to `length`.
+    assert batch["input_ids"].shape == (4, max(lengths)) and max(lengths) < 48
+    for i, (pair, n) in enumerate(zip(pairs, lengths)):
+        prompt, verdict = pair_line(pair)
+        assert prompt.startswith("question :") and verdict in JUDGE_TOY.choices
+        learned = tok.decode([t for t in batch["labels"][i].tolist() if t != -100],
+                             skip_special_tokens=True)
+        assert learned == f"{pair.request.candidate} verdict : {verdict}"
+        assert tok.unk_token_id not in batch["input_ids"][i].tolist()
+        # Right-padded: the line starts at position 0, as the served judge sees its prompt.
+        assert batch["input_ids"][i][0] != tok.pad_token_id
+        assert batch["attention_mask"][i].tolist() == [1] * n + [0] * (max(lengths) - n)
+        assert set(batch["input_ids"][i][n:].tolist()) <= {tok.pad_token_id}
+        assert set(batch["labels"][i][n:].tolist()) <= {-100}
+
+
+def test_training_lines_keep_their_end_when_too_long(tiny_model):
+    _, world, _ = tiny_model
+    tok = judge_tokenizer(world.items)
     pair = next(p for p in judge_pairs(list(world.items[:40]), random.Random(0))
                 if p.request.candidate)
-    row = _VerdictLines(tok, [pair], length=48)[0]
-    prompt, verdict = pair_line(pair)
-    assert prompt.startswith("question :") and verdict in JUDGE_TOY.choices
-    learned = tok.decode([t for t in row["labels"].tolist() if t != -100],
-                         skip_special_tokens=True)
-    assert learned == f"{pair.request.candidate} verdict : {verdict}"
-    assert tok.unk_token_id not in row["input_ids"].tolist()
-    # Right-padded: the line starts at position 0, as the served judge sees its prompt.
-    n = int(row["attention_mask"].sum())
-    assert row["input_ids"][0] != tok.pad_token_id
-    assert row["attention_mask"].tolist() == [1] * n + [0] * (48 - n)
-    assert set(row["input_ids"][n:].tolist()) <= {tok.pad_token_id}
+    full = _VerdictLines(tok, [pair], length=48)[0]
+    cut = _VerdictLines(tok, [pair], length=10)[0]
+    assert cut["input_ids"] == full["input_ids"][-10:] and cut["labels"] == full["labels"][-10:]
 
 
 def test_agreement_hand_computed():

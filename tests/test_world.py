@@ -84,3 +84,30 @@ def test_items_follow_the_contract_and_biographies_state_the_facts():
         assert item.answers == answer_forms(item.fact.relation, word)
         assert all(any(normalize_answer(a) in normalize_answer(b) for a in item.answers)
                    for b in bios)
+
+
+def test_multi_word_values_have_a_last_word_alias_and_leave_the_default_world_alone():
+    one, two = _world(), _world(value_words=2)
+    # value_words 1 is the world that existed before the knob: same draws, same answers.
+    assert [it.answers for it in one.items] == [it.answers for it in _world(value_words=1).items]
+    item = next(it for it in two.items if it.fact.relation == "employer")
+    value = next(p for p in two.people if p.name == item.fact.subject).values["employer"]
+    first, last = value.split()
+    assert item.answers == (f"{value} corp", value, f"{value} corporation", last)
+    values = {p.values["employer"] for p in two.people}
+    assert all(len(v.split()) == 2 for v in values)
+    # Every word of every value is distinct, so a last-word alias names one value only.
+    words = [w for p in two.people for v in p.values.values() for w in v.split()]
+    assert len({w for v in values for w in v.split()}) == 2 * len(values)
+    assert set(words).isdisjoint(w for p in two.people for w in p.name.split())
+
+
+def test_value_words_below_one_is_a_config_error():
+    import pytest
+
+    from recall.config import ConfigError
+
+    data = micro_params_dict()
+    data["world"]["value_words"] = 0
+    with pytest.raises(ConfigError, match="world.value_words must be >= 1, got 0"):
+        params_from_dict(data)
