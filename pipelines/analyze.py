@@ -19,7 +19,7 @@ from recall.contract import read_items, read_records
 from recall.figures import study_markdown, write_study_plots
 from recall.report import (attribution_shares, findings, majority_vote_accuracy, method_table,
                            transfer_gains)
-from recall.study import METHODS
+from recall.study import METHODS, RL_METHODS
 from recall.tracking import log_to_parent, stage_run
 
 
@@ -47,6 +47,8 @@ def main() -> None:
         methods = {m: _runs(runs / m, study.seeds, study.sample_seeds) for m in METHODS}
         table = method_table(base, methods, items, params.analyze)
         table["majority_k"] = study.majority_k
+        for m in RL_METHODS:  # the reward ablation (-S grpo.reward=exact_match) shows in Table 1
+            table[m]["reward"] = getattr(params, m).reward
         majority = majority_vote_accuracy(base[1], study.majority_k)
         attribution = json.loads(Path("metrics/attribution.json").read_text())
         parts = {name: {s: _runs(runs / "attribution" / name, [s])[s][0]

@@ -114,7 +114,8 @@ def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
             continue
         cells = " | ".join(f"{plus_minus(row['accuracy'][x])} | {plus_minus(row['gain_abs'][x], '{:+.3f}')} | "
                            f"{row['gain_rel'][x]['mean']:+.1%}" for x in d)
-        out.append(f"| {LABELS[m]} | {len(row['seeds'])} | {cells} | "
+        label = LABELS[m] + (f" (reward: {row['reward']})" if "reward" in row else "")
+        out.append(f"| {label} | {len(row['seeds'])} | {cells} | "
                    f"{plus_minus(row['broken_rate'], '{:.3f}')} | {plus_minus(row['train_accuracy'])} |")
     out += ["", "Mean ± sample standard deviation over post-training seeds on one pretrained "
             "base. Majority vote is over the base model's first samples (SQuAD-normalised; "

@@ -76,6 +76,7 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     assert analysis["transfer"]["target"]["n"] > 0
     report = (dest / "reports/analysis.md").read_text()
     assert report.startswith("# recall: the study") and "## What the organism says" in report
+    assert "| GRPO (reward: judge) | 2 |" in report and "| RLOO (reward: judge) | 2 |" in report
     for finding in ("1. **RL vs SFT", "2. **RL vs majority", "3. **Repair rate", "4. **Post-RL",
                     "5. **Attribution"):
         assert finding in report
@@ -121,6 +122,8 @@ def test_reward_ablation_reruns_only_training_and_after(repo):
     assert set(_stages_run(out)) == {"train@grpo", "attribution", "transfer", "analyze",
                                      "judge_reliability"}
     assert "exact-match" in _run(["dvc", "exp", "show", "--json"], dest, env)
+    # The ablation is a Table 1 row of its own report, named by its reward.
+    assert "| GRPO (reward: exact_match) | 2 |" in (dest / "reports/analysis.md").read_text()
 
 
 def test_mlflow_holds_parents_and_stage_runs(repo):
