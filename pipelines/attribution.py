@@ -42,7 +42,8 @@ def main() -> None:
         grpo = attribution_config(params, cfg.prompts_per_step)
         out = {"partitions": {}, "size": None}
         for seed in cfg.seeds:
-            subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed)
+            subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed,
+                                          cfg.prompts_per_step)
             for name, subset in subsets.items():
                 summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
                                    f"attribution/{name}", seed, cfg=grpo, dynamics=False, sample=False)

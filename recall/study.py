@@ -100,12 +100,13 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
 
 def attribution_subsets(train: Sequence[QAItem], access: Mapping[str, int],
                         partitions: Mapping[str, tuple[int, int]], size: int,
-                        seed: int) -> dict[str, list[QAItem]]:
+                        seed: int, prompts_per_step: int = 1) -> dict[str, list[QAItem]]:
     """RL-train items per accessibility partition, each cut to the same size.
 
     `access`: the base model's correct count per item; a partition [low, high] takes the
     items with low <= count <= high. `size` 0 matches the smallest partition. Each
     partition is subsampled with its own seeded stream, so adding one leaves the others be.
+    A matched size below `prompts_per_step` is refused: GRPO would not take a single step.
     """
     missing = [it.id for it in train if it.id not in access]
     if missing:
@@ -119,6 +120,12 @@ def attribution_subsets(train: Sequence[QAItem], access: Mapping[str, int],
     small = {name: len(g) for name, g in groups.items() if len(g) < matched}
     if small:
         raise ValueError(f"attribution.size {matched} exceeds partitions {small}")
+    if matched < prompts_per_step:
+        sizes = {name: len(g) for name, g in groups.items()}
+        raise ValueError(f"attribution: matched size {matched} is below "
+                         f"attribution.prompts_per_step {prompts_per_step}, so GRPO would take "
+                         f"no step; partition sizes {sizes}. Lower attribution.prompts_per_step "
+                         "or widen attribution.partitions")
     return {name: random.Random(f"attribution-{seed}-{name}").sample(g, matched)
             for name, g in groups.items()}
 

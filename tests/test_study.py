@@ -38,6 +38,11 @@ def test_attribution_refuses_what_it_cannot_match():
         attribution_subsets(train, {"a": 0, "b": 100}, PARTS, 0, 0)
     with pytest.raises(ValueError, match="no accessibility for 1 RL-train items"):
         attribution_subsets(train, {"a": 0}, PARTS, 0, 0)
+    # Fewer matched items than one GRPO step's prompts: named, not TRL's max_steps error.
+    with pytest.raises(ValueError, match=r"matched size 1 is below attribution.prompts_per_step "
+                                         r"32, .* partition sizes \{'low': 1, 'high': 1\}"):
+        attribution_subsets(train, {"a": 0, "b": 100}, {"low": (0, 0), "high": (65, 128)}, 0, 0,
+                            prompts_per_step=32)
 
 
 def test_transfer_selects_families():
