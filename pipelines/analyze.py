@@ -2,7 +2,7 @@
 
     python pipelines/analyze.py
 Reads runs/base, runs/<method>/seed<s> for every method and seed, runs/attribution and
-runs/transfer; writes reports/analysis.md, metrics/analysis.json and plots/ (CSV for
+runs/transfer, and the judge's measured reliability; writes reports/analysis.md, metrics/analysis.json and plots/ (CSV for
 `dvc plots`, PNG for the report and MLflow).
 """
 
@@ -30,6 +30,25 @@ def _runs(root: Path, seeds, sampled=()) -> dict:
             for s in seeds}
 
 
+def _transfer(base_greedy, runs: Path, seeds) -> dict:
+    moved = json.loads(Path("metrics/transfer.json").read_text())
+    transfer = transfer_gains(base_greedy, {s: g for s, (g, _) in
+                                            _runs(runs / "transfer", seeds).items()},
+                              moved["source_test"], moved["target_test"])
+    transfer.update(by=moved["by"], source_names=moved["source"], target_names=moved["target"],
+                    source_train=moved["source_train"])
+    return transfer
+
+
+def _dynamics(runs: Path) -> list[dict]:
+    rows = []
+    for m in METHODS:
+        with (runs / m / "dynamics.csv").open() as fh:
+            rows += [{**r, "progress": float(r["progress"]), "accuracy": float(r["accuracy"])}
+                     for r in csv.DictReader(fh)]
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
@@ -54,24 +73,17 @@ def main() -> None:
         parts = {name: {s: _runs(runs / "attribution" / name, [s])[s][0]
                         for s in params.attribution.seeds} for name in params.attribution.partitions}
         shares = attribution_shares(base[0], methods["grpo"], parts)
-        moved = json.loads(Path("metrics/transfer.json").read_text())
-        transfer = transfer_gains(base[0], {s: g for s, (g, _) in
-                                            _runs(runs / "transfer", params.transfer.seeds).items()},
-                                  moved["source_test"], moved["target_test"])
-        transfer.update(by=moved["by"], source_names=moved["source"], target_names=moved["target"],
-                        source_train=moved["source_train"])
-        dynamics = []
-        for m in METHODS:
-            with (runs / m / "dynamics.csv").open() as fh:
-                dynamics += [{**r, "progress": float(r["progress"]), "accuracy": float(r["accuracy"])}
-                             for r in csv.DictReader(fh)]
+        transfer = _transfer(base[0], runs, params.transfer.seeds)
+        dynamics = _dynamics(runs)
+        judge = json.loads(Path("metrics/judge_reliability.json").read_text())
         plots = Path("plots")
         figures = write_study_plots(table, dynamics, shares, plots)
         # The base model's accessibility, and GRPO's first sampled seed against it.
         first = min(study.sample_seeds)
         figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze), "grpo", plots)
         found = findings(table, majority, shares, table["datasets"][0])
-        report = study_markdown(table, majority, shares, transfer, found, attribution, figures)
+        report = study_markdown(table, majority, shares, transfer, found, attribution, figures,
+                                judge)
         Path("reports").mkdir(exist_ok=True)
         Path("reports/analysis.md").write_text(report)
         metrics = {"table": table, "majority_vote": majority, "attribution": shares,

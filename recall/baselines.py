@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from recall.config import DPOConfig, RFTConfig, RolloutConfig, SFTConfig
+from recall.config import RolloutConfig
+from recall.study_config import DPOConfig, RFTConfig, SFTConfig
 from recall.contract import Judge, QAItem, SampleRecord
 from recall.judge import normalize_answer
 from recall.prompts import DIRECT

@@ -22,6 +22,9 @@ from typing import Literal
 import dacite
 import yaml
 
+from recall.study_config import (AttributionConfig, DPOConfig, GRPOConfig, RFTConfig,
+                                 RLOOConfig, SFTConfig, StudyConfig, TransferConfig)
+
 
 class ConfigError(ValueError):
     """A params file that does not match the typed config."""
@@ -132,99 +135,6 @@ class SamplingConfig:
     greedy_splits: tuple[str, ...]
     sample_splits: tuple[str, ...]
     max_batch_sequences: int  # prompts x n per generate call (transformers backend): bounds memory
-
-
-@dataclass(frozen=True)
-class RLOOConfig:
-    """On-policy RL with a judge reward (GRPO, RLOO). Batch units are prompts, not completions."""
-
-    learning_rate: float  # paper 1e-6 (7B model); the 1M toy model needs more
-    prompts_per_step: int  # paper 128 prompts per optimizer step (global)
-    group_size: int  # paper 5 completions per prompt
-    epochs: int  # paper 8 passes over the RL-train prompts
-    beta: float  # paper 0.001 (KL to the reference)
-    epsilon: float  # paper 0.2 (clip ratio)
-    micro_batch_prompts: int  # prompts per forward pass; gradient accumulation fills the step
-    save_steps: int  # checkpoint interval in optimizer steps, for resuming
-    reward: Literal["judge", "exact_match"]  # judge: the `judge` section's backend (paper)
-
-
-@dataclass(frozen=True)
-class GRPOConfig(RLOOConfig):
-    """GRPO: RLOO's knobs plus how the loss aggregates tokens."""
-
-    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo"]  # dapo: token-mean, as verl
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    """Supervised fine-tuning on gold answers (TRL SFTTrainer), the off-policy baseline."""
-
-    learning_rate: float
-    epochs: int
-    batch_size: int  # prompts per optimizer step
-    # Train only on RL-train items the base model answered right at least this many times of
-    # sampling.n_samples: 0 keeps every item (SFT); 1 keeps the known facts (the control).
-    min_accessibility: int
-
-
-@dataclass(frozen=True)
-class DPOConfig:
-    """DPO on static pairs from the base model's own samples (rule: recall.baselines.dpo_pairs)."""
-
-    learning_rate: float
-    epochs: int
-    batch_size: int  # pairs per optimizer step
-    beta: float  # DPO temperature
-
-
-@dataclass(frozen=True)
-class RFTConfig:
-    """Online rejection-sampling fine-tuning: sample, judge, SFT on the correct ones, repeat."""
-
-    rounds: int
-    samples_per_item: int  # rollout settings, from the latest model
-    learning_rate: float
-    epochs_per_round: int
-    batch_size: int
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """What every trained method is run and measured with."""
-
-    seeds: tuple[int, ...]  # post-training seeds, all on the one pretrained base
-    sample_seeds: tuple[int, ...]  # of those, the ones whose models get n samples (pass@k)
-    eval_points: int  # greedy train/test evaluations over normalised training progress
-    majority_k: int  # majority vote over the first k base samples (paper 32)
-    # Chain-of-thought is not built yet; the toy model never saw reasoning text, so there it
-    # is not applicable. The report says so rather than fake a number.
-    cot: Literal["not_applicable"]
-
-    def __post_init__(self):
-        if not self.sample_seeds or not set(self.sample_seeds) <= set(self.seeds):
-            raise ConfigError(f"study.sample_seeds {list(self.sample_seeds)} must be a non-empty "
-                              f"subset of study.seeds {list(self.seeds)}")
-
-
-@dataclass(frozen=True)
-class AttributionConfig:
-    """GRPO on RL-train partitions by pre-RL accessibility (correct of sampling.n_samples)."""
-
-    partitions: dict[str, tuple[int, int]]  # name -> inclusive [low, high] correct count
-    size: int  # items per partition; 0: the smallest partition's size (matched)
-    prompts_per_step: int  # smaller than the full run's: a partition is a fraction of it
-    seeds: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class TransferConfig:
-    """Train GRPO on one "dataset", test on another (toy: relation families)."""
-
-    by: Literal["relation", "dataset"]  # item.fact.relation (toy) or item.dataset (real data)
-    source: tuple[str, ...]
-    target: tuple[str, ...]
-    seeds: tuple[int, ...]
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def _dynamics_figure(table: Mapping, dynamics: Sequence[Mapping], methods: Seque
 
 def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
                    transfer: Mapping | None, lines_found: Sequence[str], attribution: Mapping | None,
-                   figures: Sequence[Path]) -> str:
+                   figures: Sequence[Path], judge: Mapping | None = None) -> str:
     d = table["datasets"]
     head = "| method | seeds | " + " | ".join(f"{x}: accuracy | gain (abs) | gain (rel)" for x in d)
     out = ["# recall: the study", "", "## Table 1: greedy accuracy on held-out facts (test)", "",
@@ -133,5 +133,24 @@ def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
         out += ["## Data attribution", "",
                 f"Matched size {attribution['size']} items per partition (available: "
                 + ", ".join(f"{k} {v}" for k, v in attribution["available"].items()) + ").", ""]
+    if judge:
+        out += _judge_lines(judge)
     out += ["## Figures", "", *[f"![{f.stem}](../plots/{f.name})" for f in figures], ""]
     return "\n".join(out)
+
+
+def _judge_lines(judge: Mapping) -> list[str]:
+    """The judge's measured error rates (stage `judge_reliability`), which every accessibility
+    count, repair rate and reward inherits."""
+    groups = [(name, g) for name, g in judge.items() if isinstance(g, Mapping)]
+    rate = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
+    return ["## The judge's errors", "",
+            f"Judge `{judge['judge']}` on distinct sampled test answers, against their labels "
+            "(stage `judge_reliability`):", "",
+            *[f"- {name}: agreement {rate(g['agreement'])}, false positives "
+              f"{rate(g['false_positive_rate'])}, false negatives "
+              f"{rate(g['false_negative_rate'])} (n={g['n']})" for name, g in groups], "",
+            "Accessibility is a count of judged-correct samples, so a false positive on any of "
+            "an item's wrong answers moves a fact the model cannot know out of the "
+            "inaccessible bin; read the low bins and the attribution partitions with this "
+            "rate in mind.", ""]

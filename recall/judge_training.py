@@ -79,7 +79,7 @@ def pair_line(pair: LabelledPair) -> tuple[str, str]:
 
 
 class _VerdictLines(torch.utils.data.Dataset):
-    """Judge lines of at most `length` tokens, right-padded per batch by `collate`.
+    """Judge lines of at most `length` tokens, right-padded per batch by `verdict_collator`.
 
     Right, not left: GPT-2's positions count from the first token, padding included, and
     the served judge sees its prompt unpadded from position 0, so training must too.
@@ -102,7 +102,6 @@ class _VerdictLines(torch.utils.data.Dataset):
             tail_ids.append(tokenizer.eos_token_id)
             self.rows.append({"input_ids": (head_ids + tail_ids)[-length:],
                               "labels": ([-100] * len(head_ids) + tail_ids)[-length:]})
-        self.pad_id = tokenizer.pad_token_id
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -110,16 +109,21 @@ class _VerdictLines(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         return self.rows[i]
 
-    def collate(self, rows: Sequence[dict]) -> dict:
-        width = max(len(r["input_ids"]) for r in rows)
-        pads = [width - len(r["input_ids"]) for r in rows]
-        return {
-            "input_ids": torch.tensor([r["input_ids"] + [self.pad_id] * p
-                                       for r, p in zip(rows, pads)]),
-            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * p
-                                            for r, p in zip(rows, pads)]),
-            "labels": torch.tensor([r["labels"] + [-100] * p for r, p in zip(rows, pads)]),
-        }
+
+def verdict_collator(tokenizer):
+    """Right-pads a batch of `_VerdictLines` to its longest line (labels with -100).
+
+    On a copy: the judge tokenizer pads left, as the policy's does, and is saved with the
+    judge, so training's right padding must not leak into it.
+    """
+    import copy
+
+    from transformers import DataCollatorForSeq2Seq
+
+    right = copy.deepcopy(tokenizer)
+    right.padding_side = "right"
+    return DataCollatorForSeq2Seq(right, padding=True, label_pad_token_id=-100,
+                                  return_tensors="pt")
 
 
 def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, seed: int) -> dict:
@@ -139,7 +143,8 @@ def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, se
             lr_scheduler_type="cosine", logging_steps=max(1, cfg.steps // 20), save_strategy="no",
             report_to=[], use_cpu=True, seed=seed, data_seed=seed,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=data.collate)
+        trainer = Trainer(model=model, args=args, train_dataset=data,
+                          data_collator=verdict_collator(tokenizer))
         result = trainer.train()
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id

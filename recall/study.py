@@ -14,7 +14,8 @@ import random
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from recall.config import GRPOConfig, Params, RLOOConfig
+from recall.config import Params
+from recall.study_config import GRPOConfig, RLOOConfig
 from recall.contract import Judge, QAItem, SampleRecord
 from recall.judge import RuleJudge
 from recall.sampling import greedy_settings, rollout_settings, sample_items

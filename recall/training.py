@@ -17,7 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from recall.config import GRPOConfig, RLOOConfig, RolloutConfig, fingerprint
+from recall.config import RolloutConfig, fingerprint
+from recall.study_config import GRPOConfig, RLOOConfig
 from recall.contract import Judge, QAItem
 from recall.judge import reward_function
 from recall.prompts import DIRECT

@@ -4,7 +4,8 @@ from collections import Counter
 import pytest
 
 from recall.judge import exact_match
-from recall.judge_training import _VerdictLines, agreement, judge_pairs, judge_tokenizer, pair_line
+from recall.judge_training import (_VerdictLines, agreement, judge_pairs, judge_tokenizer, pair_line,
+                                   verdict_collator)
 from recall.prompts import JUDGE_TOY
 
 
@@ -27,7 +28,7 @@ def test_training_lines_put_loss_on_candidate_and_verdict_only(tiny_model):
     pairs = [p for p in judge_pairs(list(world.items[:40]), random.Random(0))
              if p.request.candidate]
     lines = _VerdictLines(tok, pairs[:4], length=48)
-    batch = lines.collate([lines[i] for i in range(4)])
+    batch = verdict_collator(tok)([lines[i] for i in range(4)])
     lengths = [len(lines[i]["input_ids"]) for i in range(4)]
     # Padded to the batch's longest line, not to `length`.
     assert batch["input_ids"].shape == (4, max(lengths)) and max(lengths) < 48
@@ -43,6 +44,7 @@ def test_training_lines_put_loss_on_candidate_and_verdict_only(tiny_model):
         assert batch["attention_mask"][i].tolist() == [1] * n + [0] * (max(lengths) - n)
         assert set(batch["input_ids"][i][n:].tolist()) <= {tok.pad_token_id}
         assert set(batch["labels"][i][n:].tolist()) <= {-100}
+    assert tok.padding_side == "left"  # the saved judge tokenizer keeps the policy's side
 
 
 def test_training_lines_keep_their_end_when_too_long(tiny_model):

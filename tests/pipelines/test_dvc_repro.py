@@ -88,6 +88,11 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     assert reliability["judge"] == "llm"
     for group in ("pre_rl", "post_rl"):
         assert reliability[group]["n"] > 0 and 0.0 <= reliability[group]["agreement"] <= 1.0
+        # ... and the report prints those rates beside the accessibility analyses.
+        fpr = reliability[group]["false_positive_rate"]
+        assert f"- {group}: agreement {reliability[group]['agreement']:.1%}" in report
+        if fpr is not None:
+            assert f"false positives {fpr:.1%}" in report
     judge = metrics["metrics/judge.json"]["data"]["held_out"]
     assert set(judge) == {"all", "alias", "other_value", "other_form", "empty"}
     # Dedup found the micro world's planted leaks; the GX suites passed on what is left.

@@ -1,0 +1,30 @@
+import pytest
+
+from recall.config import ConfigError, params_from_dict
+from recall.study_config import AttributionConfig, GRPOConfig, RLOOConfig, StudyConfig
+
+from conftest import micro_params_dict
+
+
+def test_study_sections_are_typed_by_their_own_classes():
+    params = params_from_dict(micro_params_dict())
+    assert type(params.grpo) is GRPOConfig and isinstance(params.grpo, RLOOConfig)
+    assert type(params.rloo) is RLOOConfig
+    assert isinstance(params.study, StudyConfig)
+    assert isinstance(params.attribution, AttributionConfig)
+    assert all(isinstance(v, tuple) for v in params.attribution.partitions.values())
+
+
+@pytest.mark.parametrize("sample_seeds", [[], [7]])
+def test_sample_seeds_must_be_a_nonempty_subset_of_the_seeds(sample_seeds):
+    data = micro_params_dict()
+    data["study"]["sample_seeds"] = sample_seeds
+    with pytest.raises(ConfigError, match=r"study\.sample_seeds .* must be a non-empty subset"):
+        params_from_dict(data)
+
+
+def test_rloo_has_no_loss_type_only_grpo_does():
+    data = micro_params_dict()
+    data["rloo"]["loss_type"] = "dapo"
+    with pytest.raises(ConfigError, match=r"unknown key 'rloo\.loss_type'"):
+        params_from_dict(data)
