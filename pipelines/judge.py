@@ -18,7 +18,7 @@ from recall.contract import read_items
 from recall.judge_reliability import reliability_by_kind
 from recall.judge_server import serve_judge
 from recall.judge_training import (HELD_OUT_GROUPS, TRAIN_GROUPS, judge_pairs, judge_tokenizer,
-                                   train_judge)
+                                   judge_training_pairs, train_judge)
 from recall.llm_judge import LLMJudge
 from recall.tracking import stage_run
 
@@ -38,7 +38,8 @@ def main() -> None:
 
         items = read_items(args.world / "items.jsonl")
         rng = random.Random(params.experiment.seed)
-        train = judge_pairs([i for i in items if i.split in TRAIN_GROUPS], rng, cfg.negatives)
+        train = judge_training_pairs([i for i in items if i.split in TRAIN_GROUPS], rng,
+                                     cfg.negatives, cfg.draws, params.experiment.seed)
         # Held-out means held-out people: the world's planted leaks ask RL-train facts.
         seen = {i.fact for i in items if i.split in TRAIN_GROUPS}
         held_out = judge_pairs([i for i in items if i.split in HELD_OUT_GROUPS

@@ -168,6 +168,13 @@ class JudgeModelConfig:
     learning_rate: float
     warmup_steps: int
     negatives: int  # wrong same-relation answers per item, beside one near miss
+    # Independent draws of every item's wrong answers (aliases repeat in each): more gold lists
+    # seen against other values, the judge's hardest case. 1: one fixed draw.
+    draws: int
+
+    def __post_init__(self):
+        if self.draws < 1:
+            raise ConfigError(f"judge_model.draws must be at least 1, got {self.draws}")
 
 
 @dataclass(frozen=True)

@@ -78,18 +78,26 @@ def greedy_by_split(model, tokenizer, judge: Judge, items: Sequence[QAItem],
 
 class ProgressEvaluation(TrainerCallback):
     """Greedy accuracy per split of `items` at `points` evenly spaced fractions of training:
-    the training-dynamics curves (train-split and test-split accuracy vs progress)."""
+    the training-dynamics curves (train-split and test-split accuracy vs progress).
+
+    The last point (progress 1.0) is not evaluated here: it is the trained model, which the
+    study evaluates anyway, so `finish` records that evaluation's accuracy instead of
+    computing the same greedy answers twice.
+    """
 
     def __init__(self, items: Sequence[QAItem], judge: Judge, tokenizer, rollout: RolloutConfig,
                  points: int):
         self.items, self.judge, self.tokenizer = list(items), judge, tokenizer
         self.rollout, self.points = rollout, points
         self.rows: list[dict] = []  # {"progress", "step", "split", "accuracy"}
+        self.last_step = 0
         self._at: dict[int, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
         # points 0: no dynamics (attribution and transfer runs need only the final model)
-        self._at = progress_steps(state.max_steps, self.points) if self.points else {}
+        at = progress_steps(state.max_steps, self.points) if self.points else {}
+        self._at = {step: p for step, p in at.items() if step < state.max_steps}
+        self.last_step = state.max_steps
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step in self._at:
@@ -100,3 +108,12 @@ class ProgressEvaluation(TrainerCallback):
                                           self.rollout).items():
             self.rows.append({"progress": progress, "step": step, "split": split,
                               "accuracy": acc})
+
+    def finish(self, final: dict[str, float]) -> list[dict]:
+        """All rows, the last from `final`: the trained model's greedy accuracy per split."""
+        if not self.points:
+            return list(self.rows)
+        splits = {it.split for it in self.items}
+        return self.rows + [{"progress": 1.0, "step": self.last_step, "split": split,
+                             "accuracy": acc} for split, acc in sorted(final.items())
+                            if split in splits]

@@ -41,8 +41,9 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
                  cfg=None, dynamics: bool = True) -> dict:
     """Train `method` from `model_dir` on `train`; save it to `out_dir`.
 
-    Returns the method's own summary plus `dynamics`: greedy accuracy per split of
-    `eval_items` at `study.eval_points` fractions of training (none if not `dynamics`).
+    Returns the method's own summary plus `dynamics`: the `ProgressEvaluation` that holds
+    greedy accuracy per split of `eval_items` at `study.eval_points` fractions of training
+    (none if not `dynamics`) but the last, which is the trained model's evaluation.
     `cfg` overrides the method's params section (attribution runs GRPO with its own batch).
     """
     from transformers import AutoTokenizer
@@ -68,10 +69,12 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
     else:  # rft: progress is rounds done over rounds planned
 
         def on_round(r, model, tok):
-            progress.record(r / cfg.rounds, r, model)
+            if r < cfg.rounds:  # the last round's model is the trained one (ProgressEvaluation)
+                progress.record(r / cfg.rounds, r, model)
 
+        progress.last_step = cfg.rounds
         result = run_rft(model_dir, train, judge, cfg, params.rollout, out_dir, seed, on_round)
-    return {**result, "dynamics": progress.rows}
+    return {**result, "dynamics": progress}
 
 
 def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, params: Params,
@@ -200,6 +203,7 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
         write_jsonl(run_dir / "samples.jsonl", samples)
     summary = {k: v for k, v in result.items() if k != "log_history"}
     summary["greedy_accuracy"] = accuracy_by_split(greedy)
+    summary["dynamics"] = result["dynamics"].finish(summary["greedy_accuracy"])
     if sample:
         summary["pass_at_1_test"] = accuracy_by_split(samples)["test"]
     return summary

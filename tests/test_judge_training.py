@@ -4,8 +4,8 @@ from collections import Counter
 import pytest
 
 from recall.judge import exact_match
-from recall.judge_training import (_VerdictLines, agreement, judge_pairs, judge_tokenizer, pair_line,
-                                   verdict_collator)
+from recall.judge_training import (_VerdictLines, agreement, judge_pairs, judge_tokenizer,
+                                   judge_training_pairs, pair_line, verdict_collator)
 from recall.prompts import JUDGE_TOY
 
 
@@ -63,3 +63,22 @@ def test_agreement_hand_computed():
     assert scores["false_positive_rate"] == pytest.approx(1 / 3)
     assert scores["false_negative_rate"] == pytest.approx(1 / 2)
     assert scores["no_verdict"] == 1
+
+
+def test_training_pairs_draw_fresh_negatives_and_leave_the_held_out_stream_alone(tiny_model):
+    _, world, _ = tiny_model
+    items = [i for i in world.items if i.split == "instruct"][:30]
+    one_rng, three_rng = random.Random(5), random.Random(5)
+    one = judge_training_pairs(items, one_rng, negatives=3, draws=1, seed=0)
+    assert one == judge_pairs(items, random.Random(5), negatives=3)
+    three = judge_training_pairs(items, three_rng, negatives=3, draws=3, seed=0)
+    kinds = Counter((p.kind, p.label) for p in three)
+    assert kinds[("alias", 1)] == 3 * sum(len(i.answers) for i in items)
+    assert kinds[("other_value", 0)] == 3 * 3 * len(items)
+    # The extra draws are new wrong answers, not copies of the first.
+    first = {(p.request.question, p.request.candidate) for p in one if p.kind == "other_value"}
+    later = {(p.request.question, p.request.candidate) for p in three[len(one):]
+             if p.kind == "other_value"}
+    assert later - first
+    # What the caller draws next from its rng (the held-out pairs) is the same either way.
+    assert one_rng.random() == three_rng.random()

@@ -1,9 +1,12 @@
-"""The study's selection rules, by hand: attribution partitions at matched size, transfer."""
+"""The study's selection rules, by hand: attribution partitions at matched size, transfer,
+and where the training-dynamics points come from."""
+
+from types import SimpleNamespace
 
 import pytest
 
 from recall.contract import Fact, QAItem
-from recall.evaluation import progress_steps
+from recall.evaluation import ProgressEvaluation, progress_steps
 from recall.study import attribution_subsets, transfer_items
 
 
@@ -67,3 +70,18 @@ def test_progress_steps_cover_training_evenly():
     assert progress_steps(2, 4) == {1: 0.25, 2: 0.75}  # fewer steps than points: no duplicates
     with pytest.raises(ValueError):
         progress_steps(0, 4)
+
+
+def test_progress_evaluation_takes_its_last_point_from_the_final_evaluation():
+    items = [_item("a", "train"), _item("b", "test")]
+    progress = ProgressEvaluation(items, judge=None, tokenizer=None, rollout=None, points=4)
+    progress.on_train_begin(None, SimpleNamespace(max_steps=25), None)
+    assert progress._at == {6: 0.25, 12: 0.5, 19: 0.75}  # the final step is not evaluated here
+    progress.rows = [{"progress": 0.25, "step": 6, "split": "test", "accuracy": 0.5}]
+    rows = progress.finish({"train": 0.7, "val": 0.6, "test": 0.8})
+    assert rows[1:] == [{"progress": 1.0, "step": 25, "split": "test", "accuracy": 0.8},
+                        {"progress": 1.0, "step": 25, "split": "train", "accuracy": 0.7}]
+    # Runs without dynamics (attribution, transfer) get none, not a lone final point.
+    none = ProgressEvaluation(items, judge=None, tokenizer=None, rollout=None, points=0)
+    none.on_train_begin(None, SimpleNamespace(max_steps=25), None)
+    assert none._at == {} and none.finish({"test": 0.8}) == []
