@@ -17,7 +17,7 @@ from recall.analysis import compare, write_plots
 from recall.config import load_params
 from recall.contract import read_items, read_records
 from recall.figures import study_markdown, write_study_plots
-from recall.report import (attribution_shares, findings, majority_vote_accuracy, method_table,
+from recall.report import (attribution_shares, findings, inference_baselines, method_table,
                            transfer_gains)
 from recall.study import METHODS, RL_METHODS
 from recall.tracking import log_to_parent, stage_run
@@ -66,9 +66,12 @@ def main() -> None:
         methods = {m: _runs(runs / m, study.seeds, study.sample_seeds) for m in METHODS}
         table = method_table(base, methods, items, params.analyze)
         table["majority_k"] = study.majority_k
+        d = table["datasets"][0]  # the findings and MLflow headline are about the first dataset
         for m in RL_METHODS:  # the reward ablation (-S grpo.reward=exact_match) shows in Table 1
             table[m]["reward"] = getattr(params, m).reward
-        majority = majority_vote_accuracy(base[1], study.majority_k)
+        cot = read_records(runs / "base/cot.jsonl") if params.cot.run else None
+        baselines = inference_baselines(base[1], cot, items, study.majority_k)
+        majority = baselines["majority"][d]
         attribution = json.loads(Path("metrics/attribution.json").read_text())
         parts = {name: {s: _runs(runs / "attribution" / name, [s])[s][0]
                         for s in params.attribution.seeds} for name in params.attribution.partitions}
@@ -81,18 +84,17 @@ def main() -> None:
         # The base model's accessibility, and GRPO's first sampled seed against it.
         first = min(study.sample_seeds)
         figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze), "grpo", plots)
-        found = findings(table, majority, shares, table["datasets"][0])
-        report = study_markdown(table, majority, shares, transfer, found, attribution, figures,
+        found = findings(table, majority, shares, d)
+        report = study_markdown(table, baselines, shares, transfer, found, attribution, figures,
                                 judge)
         Path("reports").mkdir(exist_ok=True)
         Path("reports/analysis.md").write_text(report)
-        metrics = {"table": table, "majority_vote": majority, "attribution": shares,
-                   "transfer": transfer, "cot": study.cot}
+        metrics = {"table": table, **baselines, "attribution": shares, "transfer": transfer}
         Path("metrics").mkdir(exist_ok=True)
         Path("metrics/analysis.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
-        d = table["datasets"][0]
         headline = {"test_acc_base": table["base"][d], "test_acc_majority": majority,
+                    **({"test_acc_cot": baselines["cot"][d]} if cot is not None else {}),
                     **{f"test_acc_{m}": table[m]["accuracy"][d]["mean"] for m in METHODS},
                     **{f"test_gain_{m}": table[m]["gain_abs"][d]["mean"] for m in METHODS},
                     **{f"attribution_share_{n}": p["share"]["mean"]

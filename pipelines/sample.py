@@ -1,4 +1,5 @@
-"""Stage `sample@<model>`: greedy answers and n rollout samples per item, every one judged.
+"""Stage `sample@<model>`: greedy answers and n rollout samples per item, every one judged;
+with `cot.run`, also greedy chain-of-thought answers to the test items.
 
     python pipelines/sample.py base   # or grpo; reads models/<model>, writes runs/<model>
 """
@@ -14,8 +15,8 @@ from recall.config import load_params
 from recall.contract import read_items, write_jsonl
 from recall.engines import make_engine
 from recall.judge_server import open_judge
-from recall.prompts import DIRECT
-from recall.sampling import (accuracy_by_split, greedy_settings, rollout_settings,
+from recall.prompts import COT, DIRECT
+from recall.sampling import (accuracy_by_split, cot_greedy, greedy_settings, rollout_settings,
                              sample_items)
 from recall.tracking import stage_run
 
@@ -49,21 +50,38 @@ def main() -> None:
         write_jsonl(out / "greedy.jsonl", greedy)
         write_jsonl(out / "samples.jsonl", samples)
         n_samples = sum(len(r.completions) for r in samples)
+        cot, unjudged_cot = (_cot(engine, judge, items, params.cot, args.model, out)
+                             if params.cot.run else ({}, 0))
         summary = {
             "greedy_accuracy": accuracy_by_split(greedy),
             "sample_accuracy": accuracy_by_split(samples),
             "engine": engine.name,
             "samples": n_samples,
             "samples_per_second": n_samples / seconds,
-            "unjudged": unjudged_greedy + unjudged_samples,
+            "unjudged": unjudged_greedy + unjudged_samples + unjudged_cot,
+            **cot,
         }
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
         mlflow.set_tags({"engine": engine.name, "judge": judge.name,
-                         "prompt": f"{DIRECT.name}/{DIRECT.version}"})
+                         "prompt": f"{DIRECT.name}/{DIRECT.version}"}
+                        | ({"cot_prompt": f"{COT.name}/{COT.version}"} if cot else {}))
+        if cot:
+            mlflow.log_metric("cot_acc_test", cot["cot_accuracy"])
         mlflow.log_metrics({f"greedy_acc_{s}": v for s, v in summary["greedy_accuracy"].items()})
         mlflow.log_metrics({f"sample_acc_{s}": v for s, v in summary["sample_accuracy"].items()})
         mlflow.log_metric("samples_per_second", summary["samples_per_second"])
+
+
+def _cot(engine, judge, items, cfg, model: str, out: Path) -> tuple[dict, int]:
+    """Greedy chain-of-thought on the test items: runs/<model>/cot.jsonl (judged answers) and
+    cot_reasoning.jsonl (the full completions); returns its metrics and unjudged count."""
+    test = [it for it in items if it.split == "test"]
+    records, reasoning, unjudged = cot_greedy(engine, judge, test, cfg.max_tokens, model)
+    write_jsonl(out / "cot.jsonl", records)
+    write_jsonl(out / "cot_reasoning.jsonl", reasoning)
+    return {"cot_accuracy": accuracy_by_split(records)["test"],
+            "cot_no_answer": sum(not r["answer"] for r in reasoning) / len(reasoning)}, unjudged
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Literal
 import dacite
 import yaml
 
-from recall.study_config import (AttributionConfig, DPOConfig, GRPOConfig, RFTConfig,
+from recall.study_config import (AttributionConfig, CoTConfig, DPOConfig, GRPOConfig, RFTConfig,
                                  RLOOConfig, SFTConfig, StudyConfig, TransferConfig)
 
 
@@ -246,6 +246,7 @@ class Params:
     dpo: DPOConfig
     rft: RFTConfig
     study: StudyConfig
+    cot: CoTConfig
     attribution: AttributionConfig
     transfer: TransferConfig
     judge: JudgeConfig

@@ -63,7 +63,11 @@ class SamplingSettings:
 
 
 class Engine(Protocol):
-    """A sampling backend: prompts in, n completions per prompt out, same order."""
+    """A sampling backend: prompts in, n completions per prompt out, same order.
+
+    Completions are the raw continuations, stripped of surrounding space; the prompt style
+    (`recall.prompts.PromptStyle.answer`) extracts the answer, since a direct answer ends at
+    its first line and a chain of thought does not."""
 
     name: str
 

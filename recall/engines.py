@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from recall.contract import SamplingSettings
-from recall.prompts import clean_completion
 
 
 class TransformersEngine:
@@ -71,7 +70,7 @@ class TransformersEngine:
             )
         texts = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:],
                                             skip_special_tokens=True)
-        texts = [clean_completion(t) for t in texts]
+        texts = [t.strip() for t in texts]
         return [texts[i * s.n:(i + 1) * s.n] for i in range(len(prompts))]
 
     def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
@@ -111,7 +110,7 @@ class VLLMEngine:
         else:
             params = SamplingParams(n=1, temperature=0.0, max_tokens=settings.max_tokens)
         results = self.llm.generate(list(prompts), params, use_tqdm=True)
-        return [[clean_completion(o.text) for o in r.outputs] for r in results]
+        return [[o.text.strip() for o in r.outputs] for r in results]
 
 
 def make_engine(kind: str, model_dir: str, seed: int = 0, max_batch_sequences: int = 4096):

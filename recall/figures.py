@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from recall.analysis import save_figure, write_csv
+from recall.prompts import COT
 from recall.report import COT_NOT_APPLICABLE, LABELS, plus_minus
 
 
@@ -94,9 +95,28 @@ def _dynamics_figure(table: Mapping, dynamics: Sequence[Mapping], methods: Seque
 
 
 
-def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
+def _baseline_row(label: str, accs: Mapping | None, table: Mapping) -> str:
+    """A Table 1 row of a test-time baseline on the base model: one value, no seed spread."""
+    d, base = table["datasets"], table["base"]
+    if accs is None:
+        return f"| {label} | - | " + " | ".join("n/a | - | -" for _ in d) + " | - | - |"
+    return (f"| {label} | - | " + " | ".join(f"{accs[x]:.3f} | {accs[x] - base[x]:+.3f} | "
+                                            f"{(accs[x] - base[x]) / base[x]:+.1%}" for x in d)
+            + " | - | - |")
+
+
+def _cot_note(baselines: Mapping) -> str:
+    if baselines["cot"] is None:
+        return "Chain-of-thought: " + COT_NOT_APPLICABLE
+    return (f"Chain-of-thought: greedy, prompt {COT.name}/{COT.version}; the answer is the line "
+            f"after the last \"answer :\", and {baselines['cot_no_answer']:.1%} of completions "
+            "gave none (graded wrong; runs/base/cot_reasoning.jsonl has every completion).")
+
+
+def study_markdown(table: Mapping, baselines: Mapping, shares: Mapping | None,
                    transfer: Mapping | None, lines_found: Sequence[str], attribution: Mapping | None,
                    figures: Sequence[Path], judge: Mapping | None = None) -> str:
+    """The report; `baselines` is `recall.report.inference_baselines`'s table."""
     d = table["datasets"]
     head = "| method | seeds | " + " | ".join(f"{x}: accuracy | gain (abs) | gain (rel)" for x in d)
     out = ["# recall: the study", "", "## Table 1: greedy accuracy on held-out facts (test)", "",
@@ -104,10 +124,9 @@ def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
            "|" + "---|" * (2 + 3 * len(d) + 2),
            "| base | - | " + " | ".join(f"{table['base'][x]:.3f} | - | -" for x in d)
            + f" | - | {table['base_train_accuracy']:.3f} |",
-           f"| majority vote @{table['majority_k']} (base) | - | {majority:.3f} | "
-           f"{majority - table['base'][d[0]]:+.3f} | - |" + " - | - |" * (len(d) - 1) + " - | - |",
-           "| chain-of-thought (base) | - | n/a | - | - |" + " n/a | - | - |" * (len(d) - 1)
-           + " - | - |"]
+           _baseline_row(f"majority vote @{table['majority_k']} (base)", baselines["majority"],
+                         table),
+           _baseline_row("chain-of-thought (base)", baselines["cot"], table)]
     for m in LABELS:
         row = table.get(m)
         if not isinstance(row, dict) or "accuracy" not in row:
@@ -119,7 +138,7 @@ def study_markdown(table: Mapping, majority: float, shares: Mapping | None,
                    f"{plus_minus(row['broken_rate'], '{:.3f}')} | {plus_minus(row['train_accuracy'])} |")
     out += ["", "Mean ± sample standard deviation over post-training seeds on one pretrained "
             "base. Majority vote is over the base model's first samples (SQuAD-normalised; "
-            "ties go to the answer seen first). Chain-of-thought: " + COT_NOT_APPLICABLE, "",
+            "ties go to the answer seen first). " + _cot_note(baselines), "",
             "## What the organism says", "", *lines_found, ""]
     if transfer:
         t = transfer

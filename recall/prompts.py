@@ -7,7 +7,27 @@ QA lines, so the model learns to stop after the answer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Callable
+
+
+def clean_completion(text: str) -> str:
+    """The answer part of a direct completion: first line, surrounding space stripped."""
+    return text.strip().split("\n", 1)[0].strip()
+
+
+# The direct prompt ends in "answer :", so the CoT prompt asks for the same marker; models
+# vary in case and in the space before the colon.
+_ANSWER_MARKER = re.compile(r"answer\s*:", re.IGNORECASE)
+
+
+def cot_answer(text: str) -> str:
+    """The final answer of a chain-of-thought completion: the first line after the LAST
+    "answer :" marker (reasoning may mention the word earlier). No marker: "" (no final
+    answer, which the judge grades wrong), never a guess from the reasoning."""
+    markers = list(_ANSWER_MARKER.finditer(text))
+    return clean_completion(text[markers[-1].end():]) if markers else ""
 
 
 @dataclass(frozen=True)
@@ -15,14 +35,18 @@ class PromptStyle:
     name: str
     version: str
     template: str
+    answer: Callable[[str], str]  # a raw completion -> the answer the judge grades
 
     def render(self, question: str) -> str:
         return self.template.format(question=question)
 
 
-DIRECT = PromptStyle("direct", "v1", "question : {question} answer :")
-# Not usable with the toy model, which never saw reasoning text; kept for the paper profile.
-COT = PromptStyle("cot", "v1", "question : {question} let 's think step by step .")
+DIRECT = PromptStyle("direct", "v1", "question : {question} answer :", clean_completion)
+# Greedy chain-of-thought, a test-time baseline (study `cot`). The toy model never saw
+# reasoning text, so the toy profile reports it as not applicable instead of running it.
+COT = PromptStyle("cot", "v2", (
+    "question : {question}\nThink step by step. Then give the final answer alone on the last "
+    "line, after \"answer :\".\n"), cot_answer)
 
 STYLES = {s.name: s for s in (DIRECT, COT)}
 
@@ -30,11 +54,6 @@ STYLES = {s.name: s for s in (DIRECT, COT)}
 def training_line(question: str, answer: str, eos: str) -> str:
     """A QA line as it appears in pretraining text: prompt, answer, end of sequence."""
     return f"{DIRECT.render(question)} {answer} {eos}"
-
-
-def clean_completion(text: str) -> str:
-    """The answer part of a completion: first line, surrounding space stripped."""
-    return text.strip().split("\n", 1)[0].strip()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The study's tables and findings: every method against the base model, over seeds.
 
-Pure functions from sample records to numbers (`method_table`, `majority_vote_accuracy`,
-`attribution_shares`, `transfer_gains`), and `findings`, which states for each of the
+Pure functions from sample records to numbers (`method_table`, `inference_baselines`,
+`majority_vote_accuracy`, `attribution_shares`, `transfer_gains`), and `findings`, which states for each of the
 paper's five findings whether the organism reproduces it. `recall.figures` draws them.
 """
 
@@ -62,20 +62,44 @@ def majority_vote_accuracy(samples: Sequence[SampleRecord], k: int, split: str =
     return float(np.mean(correct))
 
 
+def held_out_ids(items: Sequence[QAItem]) -> dict[str, list[str]]:
+    """Test item ids per dataset, datasets in sorted order (Table 1's columns)."""
+    out: dict[str, list[str]] = {}
+    for it in sorted((it for it in items if it.split == "test"), key=lambda it: it.dataset):
+        out.setdefault(it.dataset, []).append(it.id)
+    return out
+
+
+def inference_baselines(base_samples: Sequence[SampleRecord], cot: Sequence[SampleRecord] | None,
+                    items: Sequence[QAItem], k: int) -> dict:
+    """The base model's test-time baselines per test dataset: majority vote over its first
+    `k` samples, and greedy chain-of-thought accuracy with the share of completions that gave
+    no final answer (None when chain-of-thought was not run)."""
+    out = {"majority": {}, "cot": None if cot is None else {}, "cot_no_answer": None}
+    for d, ids in held_out_ids(items).items():
+        wanted = set(ids)
+        out["majority"][d] = majority_vote_accuracy([r for r in base_samples if r.id in wanted], k)
+        if cot is not None:
+            out["cot"][d] = accuracy_on(cot, ids)
+    if cot is not None:
+        answered = [bool(r.completions[0]) for r in cot if r.split == "test"]
+        out["cot_no_answer"] = 1 - sum(answered) / len(answered)
+    return out
+
+
 def method_table(base: tuple[Sequence[SampleRecord], Sequence[SampleRecord]],
                  methods: Mapping[str, Runs], items: Sequence[QAItem],
                  cfg: AnalyzeConfig) -> dict:
     """Per method: test greedy accuracy per dataset (mean/std over seeds), gain over base,
     right->wrong breaks, train-split accuracy and repair rate per bin (over seeds), and
     pass@k (mean over the seeds that were sampled)."""
-    datasets = sorted({it.dataset for it in items if it.split == "test"})
-    test_ids = {d: [it.id for it in items if it.split == "test" and it.dataset == d]
-                for d in datasets}
+    ids = held_out_ids(items)
+    datasets = list(ids)
     base_greedy, base_samples = base
     base_ok = greedy_ok(base_greedy)
     access = correct_counts(base_samples, "test")
     out = {"datasets": datasets,
-           "base": {d: accuracy_on(base_greedy, test_ids[d]) for d in datasets},
+           "base": {d: accuracy_on(base_greedy, ids[d]) for d in datasets},
            "base_train_accuracy": accuracy_by_split(base_greedy)["train"],
            "base_pass_at_k": pass_at_k_table(base_samples, "test", cfg.pass_k),
            "accessibility": {s: accessibility_histogram(base_samples, s, cfg.bin_edges)
@@ -85,7 +109,7 @@ def method_table(base: tuple[Sequence[SampleRecord], Sequence[SampleRecord]],
     for method, runs in methods.items():
         row = {"accuracy": {}, "gain_abs": {}, "gain_rel": {}, "seeds": sorted(runs)}
         for d in datasets:
-            accs = [accuracy_on(g, test_ids[d]) for g, _ in runs.values()]
+            accs = [accuracy_on(g, ids[d]) for g, _ in runs.values()]
             row["accuracy"][d] = spread(accs)
             row["gain_abs"][d] = spread([a - out["base"][d] for a in accs])
             row["gain_rel"][d] = spread([(a - out["base"][d]) / out["base"][d] for a in accs])
@@ -145,8 +169,8 @@ def paired_gap(table: Mapping, a: str, b: str, dataset: str) -> dict:
 
 COT_NOT_APPLICABLE = (
     "not applicable: the toy model was pretrained on biographies and direct QA only and has "
-    "never seen reasoning text, so a chain-of-thought prompt is outside what it can do. "
-    "recall does not run chain-of-thought yet in any profile; it is never faked.")
+    "never seen reasoning text, so a chain-of-thought prompt is outside what it can do. The "
+    "toy profile sets cot.run: false rather than show that number; the paper profile runs it.")
 
 LABELS = {"base": "base (greedy)", "majority": "majority vote", "grpo": "GRPO", "rloo": "RLOO",
           "sft": "SFT (gold)", "sft_known": "SFT, known facts only (control)", "dpo": "DPO",

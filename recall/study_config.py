@@ -73,9 +73,6 @@ class StudyConfig:
     sample_seeds: tuple[int, ...]  # of those, the ones whose models get n samples (pass@k)
     eval_points: int  # greedy train/test evaluations over normalised training progress
     majority_k: int  # majority vote over the first k base samples (paper 32)
-    # Chain-of-thought is not built yet; the toy model never saw reasoning text, so there it
-    # is not applicable. The report says so rather than fake a number.
-    cot: Literal["not_applicable"]
 
     def __post_init__(self):
         # Imported here: recall.config imports this module to assemble Params.
@@ -84,6 +81,22 @@ class StudyConfig:
         if not self.sample_seeds or not set(self.sample_seeds) <= set(self.seeds):
             raise ConfigError(f"study.sample_seeds {list(self.sample_seeds)} must be a non-empty "
                               f"subset of study.seeds {list(self.seeds)}")
+
+
+@dataclass(frozen=True)
+class CoTConfig:
+    """Chain-of-thought prompting with greedy decoding on the sampled model (stage sample):
+    the paper's second test-time baseline. The toy profile leaves it off: the toy model never
+    saw reasoning text, and the report says so rather than show a number."""
+
+    run: bool
+    max_tokens: int  # room for the reasoning and the final "answer :" line
+
+    def __post_init__(self):
+        from recall.config import ConfigError  # see StudyConfig
+
+        if self.max_tokens < 1:
+            raise ConfigError(f"cot.max_tokens must be at least 1, got {self.max_tokens}")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ MICRO = {
     "dpo": {"epochs": 1, "batch_size": 8},
     "rft": {"rounds": 2, "samples_per_item": 2, "batch_size": 8},
     "study": {"seeds": [0, 1], "sample_seeds": [0], "eval_points": 2, "majority_k": 4},
+    # On, though the toy model cannot reason: the micro study runs the paper profile's path.
+    "cot": {"run": True, "max_tokens": 12},
     # The micro model may sample no right answer at all, so the second partition is "any".
     "attribution": {"partitions": {"inaccessible": [0, 0], "any": [0, 8]},
                     "prompts_per_step": 4, "seeds": [0]},

@@ -1,9 +1,11 @@
-"""Report maths by hand: majority vote, attribution shares, transfer gains, spreads."""
+"""Report maths by hand: majority vote, chain-of-thought, attribution shares, transfer gains,
+spreads; and the report's Table 1 rows."""
 
 import pytest
 
 from recall.contract import SampleRecord
-from recall.report import attribution_shares, majority_vote_accuracy, spread, transfer_gains
+from recall.report import (attribution_shares, inference_baselines, majority_vote_accuracy,
+                           spread, transfer_gains)
 
 
 def _rec(i, completions, scores, split="test"):
@@ -22,6 +24,29 @@ def test_majority_vote_normalises_breaks_ties_first_seen_and_uses_the_winners_ve
     assert majority_vote_accuracy(recs, k=4) == 0.5
     with pytest.raises(ValueError, match="needs 6 samples; item a has 4"):
         majority_vote_accuracy(recs, k=6)
+
+
+def _qa(i, dataset, split="test"):
+    from recall.contract import QAItem
+
+    return QAItem(i, dataset, f"q {i} ?", ("x",), None, split)
+
+
+def test_inference_baselines_per_dataset():
+    items = [_qa("n0", "nq"), _qa("n1", "nq"), _qa("s0", "simpleqa"), _qa("r0", "nq", "train")]
+    samples = [_rec("n0", ["a", "b", "a"], [1, 0, 1]), _rec("n1", ["b", "a", "b"], [1, 0, 1]),
+               _rec("s0", ["a", "b", "b"], [0, 1, 1]), _rec("r0", ["a"] * 3, [1] * 3, "train")]
+    cot = [_rec("n0", ["a"], [1]), _rec("n1", [""], [0]), _rec("s0", ["b"], [1])]
+    out = inference_baselines(samples, cot, items, k=2)
+    # k=2: n0 "a" vs "b" tie -> "a" (first) right; n1 "b" right; s0 tie -> "a" wrong
+    assert out["majority"] == {"nq": 1.0, "simpleqa": 0.0}
+    assert out["cot"] == {"nq": 0.5, "simpleqa": 1.0}
+    assert out["cot_no_answer"] == pytest.approx(1 / 3)  # n1 gave no final answer
+    assert inference_baselines(samples, None, items, k=2)["cot"] is None
+    with pytest.raises(ValueError, match="cover 1 of 2"):  # a missing nq test item is an error
+        inference_baselines(samples, cot[:1] + cot[2:], items, k=2)
+    with pytest.raises(ValueError, match="no test samples"):
+        inference_baselines(samples[:2], None, items, k=2)
 
 
 def _greedy(oks, prefix="t"):

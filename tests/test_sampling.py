@@ -49,3 +49,26 @@ def test_engine_returning_too_few_completions_is_an_error():
     short = {**OUTPUTS, "question : where b ? answer :": ["zantrix"]}
     with pytest.raises(RuntimeError, match="returned 1 completions for item b, expected 3"):
         sample_items(ScriptedEngine(short), RuleJudge(), ITEMS, SamplingSettings(n=3), "base")
+
+
+class RecordingEngine(ScriptedEngine):
+    def generate(self, prompts, settings):
+        self.settings = settings
+        return super().generate(prompts, settings)
+
+
+def test_cot_greedy_judges_the_final_answer_and_keeps_the_reasoning():
+    from recall.prompts import COT
+    from recall.sampling import cot_greedy
+
+    outputs = {COT.render("where a ?"): ["a lives near the coast.\nanswer : velmor"],
+               COT.render("where b ?"): ["b moved twice; answer : zantrix at first\nanswer : orlan"],
+               COT.render("where c ?"): ["it must be orlan"]}
+    engine = RecordingEngine(outputs)
+    records, reasoning, unjudged = cot_greedy(engine, RuleJudge(), ITEMS, 64, "base")
+    assert engine.settings == SamplingSettings(n=1, temperature=0.0, max_tokens=64)
+    assert [r.completions for r in records] == [("velmor",), ("orlan",), ("",)]
+    assert [r.scores for r in records] == [(1,), (0,), (0,)]  # no marker: graded wrong
+    assert {r.prompt_style for r in records} == {"cot"} and unjudged == 0
+    assert reasoning[1] == {"id": "b", "answer": "orlan",
+                            "completion": "b moved twice; answer : zantrix at first\nanswer : orlan"}

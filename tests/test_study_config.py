@@ -28,3 +28,13 @@ def test_rloo_has_no_loss_type_only_grpo_does():
     data["rloo"]["loss_type"] = "dapo"
     with pytest.raises(ConfigError, match=r"unknown key 'rloo\.loss_type'"):
         params_from_dict(data)
+
+
+def test_cot_section_is_checked():
+    data = micro_params_dict()
+    data["cot"]["max_tokens"] = 0
+    with pytest.raises(ConfigError, match=r"cot\.max_tokens must be at least 1, got 0"):
+        params_from_dict(data)
+    data["cot"] = {"run": "yes", "max_tokens": 8}
+    with pytest.raises(ConfigError, match=r"cot\.run"):
+        params_from_dict(data)

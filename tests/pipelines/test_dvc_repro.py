@@ -71,18 +71,28 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
         dynamics = (dest / f"runs/{method}/dynamics.csv").read_text().splitlines()
         # 2 seeds x 2 progress points (rft: 2 rounds) x 2 splits
         assert len(dynamics) == 1 + 2 * 2 * 2
-    assert 0.0 <= analysis["majority_vote"] <= 1.0 and analysis["cot"] == "not_applicable"
+    assert 0.0 <= analysis["majority"]["toy"] <= 1.0
+    # micro params turn chain-of-thought on: judged final answers and the full reasoning
+    cot = [json.loads(line) for line in (dest / "runs/base/cot.jsonl").read_text().splitlines()]
+    reasoning = (dest / "runs/base/cot_reasoning.jsonl").read_text().splitlines()
+    n_test = sum(json.loads(line)["split"] == "test" for line in
+                 (dest / "data/validated/items.jsonl").read_text().splitlines())
+    assert len(cot) == len(reasoning) == n_test and {r["prompt_style"] for r in cot} == {"cot"}
+    cot_acc = sum(r["scores"][0] for r in cot) / n_test
+    assert analysis["cot"]["toy"] == pytest.approx(cot_acc)
     assert set(analysis["attribution"]["partitions"]) == {"inaccessible", "any"}
     assert analysis["transfer"]["target"]["n"] > 0
     report = (dest / "reports/analysis.md").read_text()
     assert report.startswith("# recall: the study") and "## What the organism says" in report
     assert "| GRPO (reward: judge) | 2 |" in report and "| RLOO (reward: judge) | 2 |" in report
+    assert f"| chain-of-thought (base) | - | {cot_acc:.3f} |" in report
     for finding in ("1. **RL vs SFT", "2. **RL vs majority", "3. **Repair rate", "4. **Post-RL",
                     "5. **Attribution"):
         assert finding in report
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
     metrics = next(iter(shown.values()))["data"]
     assert "metrics/analysis.json" in metrics and "metrics/train_grpo.json" in metrics
+    assert metrics["metrics/sample_base.json"]["data"]["cot_accuracy"] == pytest.approx(cot_acc)
     # The served toy judge graded pre- and post-RL test answers against ground truth.
     reliability = metrics["metrics/judge_reliability.json"]["data"]
     assert reliability["judge"] == "llm"
