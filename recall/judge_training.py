@@ -52,7 +52,9 @@ def judge_pairs(items: Sequence[QAItem], rng: random.Random, negatives: int = 3)
         req = lambda cand: JudgeRequest(it.question, it.answers, cand)  # noqa: E731
         for alias in it.answers:
             pairs.append(LabelledPair(req(alias), 1, "alias"))
-        others = [w for w in set(by_relation[rel]) if w != word]
+        # sorted: a set's order follows PYTHONHASHSEED, which differs per process, and the
+        # rng's picks from it would make the judge differ from one `dvc repro` to the next
+        others = [w for w in sorted(set(by_relation[rel])) if w != word]
         for _ in range(negatives):
             other = rng.choice(others)
             pairs.append(LabelledPair(req(rng.choice(answer_forms(rel, other))), 0, "other_value"))
