@@ -42,7 +42,7 @@ class PromptStyle:
 
 
 DIRECT = PromptStyle("direct", "v1", "question : {question} answer :", clean_completion)
-# Greedy chain-of-thought, a test-time baseline (study `cot`). The toy model never saw
+# Greedy chain-of-thought, a test-time baseline (params section `cot`). The toy model never saw
 # reasoning text, so the toy profile reports it as not applicable instead of running it.
 COT = PromptStyle("cot", "v2", (
     "question : {question}\nThink step by step. Then give the final answer alone on the last "

@@ -1,8 +1,9 @@
 """The study's tables and findings: every method against the base model, over seeds.
 
 Pure functions from sample records to numbers (`method_table`, `inference_baselines`,
-`majority_vote_accuracy`, `attribution_shares`, `transfer_gains`), and `findings`, which states for each of the
-paper's five findings whether the organism reproduces it. `recall.figures` draws them.
+`majority_vote_accuracy`, `attribution_shares`, `transfer_gains`), and `findings`, which
+states for each of the paper's five findings whether the organism reproduces it.
+`recall.figures` draws them.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def held_out_ids(items: Sequence[QAItem]) -> dict[str, list[str]]:
 
 
 def inference_baselines(base_samples: Sequence[SampleRecord], cot: Sequence[SampleRecord] | None,
-                    items: Sequence[QAItem], k: int) -> dict:
+                        items: Sequence[QAItem], k: int) -> dict:
     """The base model's test-time baselines per test dataset: majority vote over its first
     `k` samples, and greedy chain-of-thought accuracy with the share of completions that gave
     no final answer (None when chain-of-thought was not run)."""
