@@ -16,8 +16,8 @@ from recall.contract import read_items, write_jsonl
 from recall.engines import make_engine
 from recall.judge_server import open_judge
 from recall.prompts import COT, DIRECT
-from recall.sampling import (accuracy_by_split, cot_greedy, greedy_settings, rollout_settings,
-                             sample_items)
+from recall.sampling import (accuracy_by_split, cot_greedy, greedy_settings, no_answer_rate,
+                             rollout_settings, sample_items)
 from recall.tracking import stage_run
 
 
@@ -81,7 +81,7 @@ def _cot(engine, judge, items, cfg, model: str, out: Path) -> tuple[dict, int]:
     write_jsonl(out / "cot.jsonl", records)
     write_jsonl(out / "cot_reasoning.jsonl", reasoning)
     return {"cot_accuracy": accuracy_by_split(records)["test"],
-            "cot_no_answer": sum(not r["answer"] for r in reasoning) / len(reasoning)}, unjudged
+            "cot_no_answer": no_answer_rate(records)}, unjudged
 
 
 if __name__ == "__main__":

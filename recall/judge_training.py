@@ -5,8 +5,9 @@ correct; wrong answers are another value of the same relation (often a name-shar
 person's, the policy's typical error), the right word in another relation's form (a near
 miss), and empty or truncated answers. The wrong answers are drawn `draws` times afresh:
 with one fixed draw the judge memorises its negatives and passes other values of held-out
-questions as correct (2000 steps: 4.1% false positives with 1 draw, 0.7% with 3). Judge-train pairs use instruct and RL-train people;
-held-out pairs use val and test people, so agreement is measured on unseen questions.
+questions as correct (2000 steps: 4.1% false positives with 1 draw, 0.7% with 3).
+Judge-train pairs use instruct and RL-train people; held-out pairs use val and test people,
+so agreement is measured on unseen questions.
 """
 
 from __future__ import annotations

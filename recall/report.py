@@ -17,7 +17,7 @@ from recall.config import AnalyzeConfig
 from recall.contract import QAItem, SampleRecord
 from recall.judge import normalize_answer
 from recall.metrics import majority_vote, repair_rates, transition_counts
-from recall.sampling import accuracy_by_split
+from recall.sampling import accuracy_by_split, no_answer_rate
 
 Runs = Mapping[int, tuple[Sequence[SampleRecord], Sequence[SampleRecord]]]  # seed -> (greedy, samples)
 
@@ -83,8 +83,7 @@ def inference_baselines(base_samples: Sequence[SampleRecord], cot: Sequence[Samp
         if cot is not None:
             out["cot"][d] = accuracy_on(cot, ids)
     if cot is not None:
-        answered = [bool(r.completions[0]) for r in cot if r.split == "test"]
-        out["cot_no_answer"] = 1 - sum(answered) / len(answered)
+        out["cot_no_answer"] = no_answer_rate([r for r in cot if r.split == "test"])
     return out
 
 

@@ -83,6 +83,12 @@ def cot_greedy(engine: Engine, judge: Judge, items: Sequence[QAItem], max_tokens
     return records, reasoning, unjudged
 
 
+def no_answer_rate(records: Sequence[SampleRecord]) -> float:
+    """Share of completions with an empty extracted answer (for CoT: no final answer)."""
+    answers = [c for r in records for c in r.completions]
+    return sum(not c for c in answers) / len(answers)
+
+
 def accuracy_by_split(records: Sequence[SampleRecord]) -> dict[str, float]:
     """Per split, the mean over items of each item's share of correct completions.
 
