@@ -13,6 +13,7 @@ import json
 import random
 from pathlib import Path
 
+from recall.compute import resolve
 from recall.config import load_params
 from recall.contract import read_items
 from recall.judge_reliability import reliability_by_kind
@@ -44,7 +45,8 @@ def main() -> None:
         seen = {i.fact for i in items if i.split in TRAIN_GROUPS}
         held_out = judge_pairs([i for i in items if i.split in HELD_OUT_GROUPS
                                 and i.fact not in seen], rng, cfg.negatives)
-        stats = train_judge(cfg, judge_tokenizer(items), train, args.out, params.experiment.seed)
+        stats = train_judge(cfg, judge_tokenizer(items), train, args.out, params.experiment.seed,
+                            resolve(params.compute))
         bare = dataclasses.replace(params.judge, backend="llm", prompt="toy", fast_path=False,
                                    cache="")
         with serve_judge(str(args.out)) as base_url:

@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from recall.compute import resolve
 from recall.config import load_params
 from recall.contract import read_items
 from recall.pretraining import build_tokenizer, corpus_documents, pretrain
@@ -34,7 +35,8 @@ def main() -> None:
                                     + [a for it in items for a in it.answers] + bios)
         instruct = [it for it in items if it.split == "instruct"]
         docs = corpus_documents(bios, instruct, params.pretrain.qa_repeats, params.experiment.seed)
-        stats = pretrain(params.pretrain, docs, tokenizer, args.out, params.experiment.seed)
+        stats = pretrain(params.pretrain, docs, tokenizer, args.out, params.experiment.seed,
+                         resolve(params.compute))
         for step, loss in enumerate(stats.pop("loss_curve")):
             mlflow.log_metric("pretrain_loss", loss, step=step)
         args.metrics.parent.mkdir(parents=True, exist_ok=True)

@@ -6,18 +6,26 @@ recorded over normalised training progress), then gets the base model's analyses
 answers and `sampling.n_samples` test samples. Writes models/<method>/seed<s>,
 runs/<method>/seed<s>/{greedy,samples}.jsonl, runs/<method>/dynamics.csv and
 metrics/train_<method>.json. RL runs resume from checkpoints/<method>/seed<s>.
+
+With `compute.num_processes` (times `compute.num_machines`) above 1 the script relaunches
+itself on every rank (recall/launcher.py): all ranks train; the main process alone opens
+the MLflow run, evaluates and writes files.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import sys
 from pathlib import Path
 
+from recall.compute import is_main_process, world_size
 from recall.config import load_params
 from recall.contract import read_items, read_records
 from recall.judge_server import open_judge
+from recall.launcher import needs_launch, relaunch
 from recall.study import METHODS, RL_METHODS, reward_judge, run_seed
 from recall.tracking import log_to_parent, stage_run
 
@@ -31,14 +39,15 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=Path, help="checkpoint root (default checkpoints/<method>)")
     args = ap.parse_args()
     params = load_params(args.params)
+    if needs_launch(params.compute):
+        sys.exit(relaunch(params, [__file__, *sys.argv[1:]]))
     method = args.method
+    main_process = is_main_process()
 
     # The judge grades rewards and evaluations alike; a missing verdict stops evaluation
     # (recall.study) and, above judge.max_failure_rate, RL training: never a silent 0.
-    with stage_run(params, f"train@{method}") as run, \
-            open_judge(params.judge, on_unreachable="none") as judge:
-        import mlflow
-
+    with (stage_run(params, f"train@{method}") if main_process else contextlib.nullcontext()) \
+            as run, open_judge(params.judge, on_unreachable="none") as judge:
         items = read_items(args.items)
         train = [it for it in items if it.split == "train"]
         base_samples = {r.id: r for r in read_records(Path("runs/base/samples.jsonl"))}
@@ -49,30 +58,37 @@ def main() -> None:
             seeds[seed] = run_seed(method, params, args.base, train, items, base_samples,
                                    judge, method, seed, sample=seed in params.study.sample_seeds,
                                    checkpoints=args.checkpoints)
-            acc = seeds[seed]["greedy_accuracy"]
-            mlflow.log_metrics({f"seed{seed}_greedy_acc_{s}": v for s, v in acc.items()})
-            if params.tracking.log_models:
-                mlflow.log_artifacts(str(Path("models") / method / f"seed{seed}"),
-                                     artifact_path=f"model/seed{seed}")
-        rows = [{"method": method, "seed": seed, **row}
-                for seed, summary in seeds.items() for row in summary.pop("dynamics")]
-        with (Path("runs") / method / "dynamics.csv").open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, ["method", "seed", "progress", "step", "split",
-                                         "accuracy"])
-            writer.writeheader()
-            writer.writerows(rows)
-        Path("metrics").mkdir(exist_ok=True)
-        metrics = Path("metrics") / f"train_{method}.json"
-        metrics.write_text(json.dumps({f"seed{s}": v for s, v in seeds.items()}, indent=2) + "\n")
-        mlflow.set_tag("judge", judge.name)
-        if method in RL_METHODS:  # the reward ablation: which grader the reward came from
-            cfg = getattr(params, method)
-            mlflow.set_tag("reward", f"{cfg.reward}:{reward_judge(cfg, judge).name}")
-        mean_test = sum(s["greedy_accuracy"]["test"] for s in seeds.values()) / len(seeds)
-        mlflow.log_metric("greedy_acc_test_mean", mean_test)
-        log_to_parent(run, {f"test_acc_{method}": mean_test})
-        mlflow.log_artifact(str(Path("runs") / method / "dynamics.csv"))
+        if main_process:
+            _record(params, method, seeds, judge, run)
 
+
+def _record(params, method: str, seeds: dict, judge, run) -> None:
+    """The main process's outputs: MLflow metrics and models, dynamics.csv, the metrics file."""
+    import mlflow
+
+    for seed, summary in seeds.items():
+        mlflow.log_metrics({f"seed{seed}_greedy_acc_{s}": v
+                            for s, v in summary["greedy_accuracy"].items()})
+        if params.tracking.log_models:
+            mlflow.log_artifacts(str(Path("models") / method / f"seed{seed}"),
+                                 artifact_path=f"model/seed{seed}")
+    rows = [{"method": method, "seed": seed, **row}
+            for seed, summary in seeds.items() for row in summary.pop("dynamics")]
+    with (Path("runs") / method / "dynamics.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["method", "seed", "progress", "step", "split", "accuracy"])
+        writer.writeheader()
+        writer.writerows(rows)
+    Path("metrics").mkdir(exist_ok=True)
+    metrics = Path("metrics") / f"train_{method}.json"
+    metrics.write_text(json.dumps({f"seed{s}": v for s, v in seeds.items()}, indent=2) + "\n")
+    mlflow.set_tags({"judge": judge.name, "world_size": str(world_size())})
+    if method in RL_METHODS:  # the reward ablation: which grader the reward came from
+        cfg = getattr(params, method)
+        mlflow.set_tag("reward", f"{cfg.reward}:{reward_judge(cfg, judge).name}")
+    mean_test = sum(s["greedy_accuracy"]["test"] for s in seeds.values()) / len(seeds)
+    mlflow.log_metric("greedy_acc_test_mean", mean_test)
+    log_to_parent(run, {f"test_acc_{method}": mean_test})
+    mlflow.log_artifact(str(Path("runs") / method / "dynamics.csv"))
 
 if __name__ == "__main__":
     main()

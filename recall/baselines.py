@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from recall.compute import Resolved, is_main_process, load_model, per_device, trainer_kwargs
 from recall.config import RolloutConfig
 from recall.study_config import DPOConfig, RFTConfig, SFTConfig
 from recall.contract import Judge, QAItem, SampleRecord
 from recall.judge import normalize_answer
-from recall.prompts import DIRECT
+from recall.prompts import DIRECT, has_chat_template
 from recall.sampling import rollout_settings, sample_items
 
 
 @dataclass(frozen=True)
 class DPOPair:
     item_id: str
-    prompt: str
+    prompt: str  # the question; the prompt style renders it for the model
     chosen: str
     rejected: str
     chosen_from: str  # "sample" (a judged-correct sample) or "gold" (none was correct)
@@ -73,104 +74,118 @@ def dpo_pairs(items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord])
         if not wrong:
             continue
         chosen, source = (_most_common(right), "sample") if right else (it.answers[0], "gold")
-        pairs.append(DPOPair(it.id, DIRECT.render(it.question), chosen, _most_common(wrong),
-                             source))
+        pairs.append(DPOPair(it.id, it.question, chosen, _most_common(wrong), source))
     return pairs
 
 
-def _completion(answer: str, eos: str) -> str:
-    # The pretraining QA format: prompt, space, answer, space, end of sequence.
-    return f" {answer.strip()} {eos}"
+def training_completion(answer: str, tokenizer):
+    """An answer as a TRL completion: an assistant turn for a chat model (its template adds
+    the end of turn), else the pretraining QA format (space, answer, space, EOS)."""
+    if has_chat_template(tokenizer):
+        return [{"role": "assistant", "content": answer.strip()}]
+    return f" {answer.strip()} {tokenizer.eos_token}"
+
+
+# Micro batches of at most this many examples per forward pass; accumulation fills the rest.
+MICRO_BATCH = 32
 
 
 def _common_args(cfg_lr: float, epochs: int, batch_size: int, output_dir: Path, seed: int,
-                 report_to: Sequence[str]) -> dict:
+                 compute: Resolved, report_to: Sequence[str], what: str) -> dict:
+    """Trainer fields shared by SFT, DPO and RFT: `batch_size` examples per optimizer step
+    over all processes, the run's compute, a constant learning rate."""
+    micro, accumulation = per_device(batch_size, MICRO_BATCH, what)
     return dict(output_dir=str(output_dir), learning_rate=cfg_lr, num_train_epochs=epochs,
-                per_device_train_batch_size=batch_size, lr_scheduler_type="constant",
-                warmup_steps=0, logging_steps=1, save_strategy="no", seed=seed, data_seed=seed,
-                use_cpu=True, bf16=False, gradient_checkpointing=False,
+                per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation,
+                lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
+                save_strategy="no", seed=seed, data_seed=seed, **trainer_kwargs(compute),
                 report_to=list(report_to), disable_tqdm=False)
 
 
-def sft_examples(pairs: Sequence[tuple[QAItem, str]], eos: str):
-    """A prompt-completion datasets.Dataset: the direct prompt, then the answer and EOS."""
+def sft_examples(pairs: Sequence[tuple[QAItem, str]], tokenizer):
+    """A prompt-completion datasets.Dataset: the direct prompt, then the answer."""
     from datasets import Dataset
 
-    return Dataset.from_dict({"prompt": [DIRECT.render(it.question) for it, _ in pairs],
-                              "completion": [_completion(a, eos) for _, a in pairs]})
+    return Dataset.from_dict({
+        "prompt": [DIRECT.training_prompt(it.question, tokenizer) for it, _ in pairs],
+        "completion": [training_completion(a, tokenizer) for _, a in pairs]})
 
 
 def train_sft(model, tokenizer, examples: Sequence[tuple[QAItem, str]], lr: float, epochs: int,
-              batch_size: int, work_dir: Path, seed: int, report_to: Sequence[str] = (),
-              callbacks: Sequence = ()):
+              batch_size: int, work_dir: Path, seed: int, compute: Resolved,
+              report_to: Sequence[str] = (), callbacks: Sequence = (), what: str = "sft"):
     """SFT on (item, answer) pairs with loss on the completion only; returns the trainer."""
     from trl import SFTConfig as TRLSFTConfig, SFTTrainer
 
     if not examples:
         raise ValueError("SFT on zero examples: no item passed the filter")
-    args = TRLSFTConfig(**_common_args(lr, epochs, batch_size, work_dir, seed, report_to),
+    args = TRLSFTConfig(**_common_args(lr, epochs, batch_size, work_dir, seed, compute, report_to,
+                                       f"{what}.batch_size"),
                         completion_only_loss=True, packing=False, max_length=None)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                         train_dataset=sft_examples(examples, tokenizer.eos_token),
+                         train_dataset=sft_examples(examples, tokenizer),
                          callbacks=list(callbacks))
     trainer.train()
     return trainer
 
 
 def run_sft(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
-            cfg: SFTConfig, out_dir: Path, seed: int, callbacks: Sequence = ()) -> dict:
+            cfg: SFTConfig, out_dir: Path, seed: int, compute: Resolved,
+            callbacks: Sequence = ()) -> dict:
     """SFT on gold answers (first alias) of the items that pass `cfg.min_accessibility`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from recall.engines import load_tokenizer
 
     kept = known_items(items, base_samples, cfg.min_accessibility)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(model_dir, padding_side=None)
+    model = load_model(model_dir, compute)
     trainer = train_sft(model, tokenizer, [(it, it.answers[0]) for it in kept], cfg.learning_rate,
-                        cfg.epochs, cfg.batch_size, out_dir / "_work", seed, callbacks=callbacks)
-    _save(trainer.model, tokenizer, out_dir)
+                        cfg.epochs, cfg.batch_size, out_dir / "_work", seed, compute,
+                        callbacks=callbacks)
+    _save(trainer, tokenizer, out_dir)
     return {"items": len(kept), "steps": trainer.state.global_step,
             "log_history": trainer.state.log_history}
 
 
 def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
-            cfg: DPOConfig, out_dir: Path, seed: int, callbacks: Sequence = ()) -> dict:
+            cfg: DPOConfig, out_dir: Path, seed: int, compute: Resolved,
+            callbacks: Sequence = ()) -> dict:
     """DPO (the base model as reference) on `dpo_pairs` of the items."""
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig as TRLDPOConfig, DPOTrainer
+
+    from recall.engines import load_tokenizer
 
     pairs = dpo_pairs(items, base_samples)
     if not pairs:
         raise ValueError("DPO on zero pairs: no item has a judged-wrong sample")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    eos = tokenizer.eos_token
-    data = Dataset.from_dict({"prompt": [p.prompt for p in pairs],
-                              "chosen": [_completion(p.chosen, eos) for p in pairs],
-                              "rejected": [_completion(p.rejected, eos) for p in pairs]})
+    tokenizer = load_tokenizer(model_dir, padding_side=None)
+    data = Dataset.from_dict({
+        "prompt": [DIRECT.training_prompt(p.prompt, tokenizer) for p in pairs],
+        "chosen": [training_completion(p.chosen, tokenizer) for p in pairs],
+        "rejected": [training_completion(p.rejected, tokenizer) for p in pairs]})
     args = TRLDPOConfig(**_common_args(cfg.learning_rate, cfg.epochs, cfg.batch_size,
-                                       out_dir / "_work", seed, ()), beta=cfg.beta)
-    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args,
+                                       out_dir / "_work", seed, compute, (), "dpo.batch_size"),
+                        beta=cfg.beta)
+    trainer = DPOTrainer(model=load_model(model_dir, compute), args=args,
                          processing_class=tokenizer, train_dataset=data, callbacks=list(callbacks))
     trainer.train()
-    _save(trainer.model, tokenizer, out_dir)
+    _save(trainer, tokenizer, out_dir)
     return {"items": len(pairs), "chosen_from_gold": sum(p.chosen_from == "gold" for p in pairs),
             "steps": trainer.state.global_step, "log_history": trainer.state.log_history}
 
 
 def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConfig,
-            rollout: RolloutConfig, out_dir: Path, seed: int,
+            rollout: RolloutConfig, out_dir: Path, seed: int, compute: Resolved,
             on_round: Callable[[int, object, object], None] | None = None) -> dict:
     """Online rejection-sampling fine-tuning: `cfg.rounds` times, sample
     `cfg.samples_per_item` completions per item from the latest model (rollout settings),
     judge them, and fine-tune on the distinct correct ones. `on_round(r, model, tokenizer)`
     runs after each round (the training-dynamics evaluation)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from recall.engines import TransformersEngine, load_tokenizer
 
-    from recall.engines import TransformersEngine
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    rounds = []
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir, compute)
+    rounds, trainer = [], None
     for r in range(1, cfg.rounds + 1):
         model.eval()
         engine = TransformersEngine.from_model(model, tokenizer)
@@ -191,17 +206,26 @@ def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConf
                        "items_with_correct": len({it.id for it, _ in accepted})})
         if accepted:  # a round with nothing correct leaves the model as it was
             model.train()
-            model = train_sft(model, tokenizer, accepted, cfg.learning_rate, cfg.epochs_per_round,
-                              cfg.batch_size, out_dir / "_work", seed + r).model
+            trainer = train_sft(model, tokenizer, accepted, cfg.learning_rate,
+                                cfg.epochs_per_round, cfg.batch_size, out_dir / "_work", seed + r,
+                                compute, what="rft")
+            model = trainer.model
         if on_round is not None:
             on_round(r, model, tokenizer)
-    _save(model, tokenizer, out_dir)
+    _save(trainer, tokenizer, out_dir, model)
     return {"items": len(items), "rounds": rounds}
 
 
-def _save(model, tokenizer, out_dir: Path) -> None:
+def _save(trainer, tokenizer, out_dir: Path, model=None) -> None:
+    """The trained model and tokenizer to `out_dir`. The trainer saves on every rank (it
+    gathers sharded weights); files are written and deleted by the main process only.
+    No trainer (RFT with nothing accepted): `model` as it is."""
     import shutil
 
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    shutil.rmtree(out_dir / "_work", ignore_errors=True)
+    if trainer is not None:
+        trainer.save_model(str(out_dir))
+    if is_main_process():
+        if trainer is None:
+            model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        shutil.rmtree(out_dir / "_work", ignore_errors=True)

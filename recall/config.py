@@ -22,6 +22,7 @@ from typing import Literal
 import dacite
 import yaml
 
+from recall.compute import ComputeConfig
 from recall.study_config import (AttributionConfig, CoTConfig, DPOConfig, GRPOConfig, RFTConfig,
                                  RLOOConfig, SFTConfig, StudyConfig, TransferConfig)
 
@@ -125,7 +126,11 @@ class RolloutConfig:
     temperature: float  # paper 1.0
     top_p: float  # paper 1.0
     top_k: int  # paper -1 (disabled)
-    max_tokens: int  # answers are short; no chain of thought
+    max_tokens: int  # answers are short; no chain of thought (an instruct model's: ~32)
+    # GRPO/RLOO rollouts: off (the policy's own generate), colocate (vLLM on the trainer's
+    # GPUs, TRL's colocate mode) or server (TRL's `trl vllm-serve` at vllm_server_url).
+    vllm: Literal["off", "colocate", "server"]
+    vllm_server_url: str
 
 
 @dataclass(frozen=True)
@@ -233,6 +238,7 @@ class TrackingConfig:
 @dataclass(frozen=True)
 class Params:
     experiment: ExperimentConfig
+    compute: ComputeConfig
     world: WorldConfig
     data: DataConfig
     dedup: DedupConfig

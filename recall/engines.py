@@ -17,14 +17,29 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from recall.contract import SamplingSettings
+from recall.prompts import has_chat_template
+
+
+def load_tokenizer(model_dir, padding_side: str | None = "left"):
+    """The model's tokenizer, with a pad token where it has none (Llama-3.1 ships none):
+    batched generation and every trainer pad, and would crash without one. `padding_side`
+    None keeps the model's own."""
+    kwargs = {} if padding_side is None else {"padding_side": padding_side}
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 class TransformersEngine:
     name = "transformers"
 
-    def __init__(self, model_dir: str, max_sequences: int = 4096):
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    def __init__(self, model_dir: str, max_sequences: int = 4096, compute=None):
+        """`compute`: a `recall.compute.Resolved` (device and bf16); None is fp32 on CPU."""
+        self.tokenizer = load_tokenizer(model_dir)
+        device = compute.device if compute is not None else "cpu"
+        dtype = torch.bfloat16 if compute is not None and compute.bf16 else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
         self.max_sequences = max_sequences  # prompts x n per generate call bounds the KV cache
 
     @classmethod
@@ -56,7 +71,10 @@ class TransformersEngine:
                 "attention_mask": mask.repeat_interleave(n, dim=0), "past_key_values": cache}
 
     def _generate_chunk(self, prompts: Sequence[str], s: SamplingSettings) -> list[list[str]]:
-        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
+        # A chat template already holds the special tokens; adding BOS again would double it.
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
+                             add_special_tokens=not has_chat_template(self.tokenizer))
+        enc = enc.to(self.model.device)
         sample = s.temperature > 0
         kwargs = dict(do_sample=True, temperature=s.temperature, top_p=s.top_p,
                       top_k=0 if s.top_k < 0 else s.top_k) if sample else dict(do_sample=False)
@@ -86,7 +104,9 @@ class TransformersEngine:
 class VLLMEngine:
     name = "vllm"
 
-    def __init__(self, model_dir: str, seed: int = 0):
+    def __init__(self, model_dir: str, seed: int = 0, compute=None, options=None):
+        """`compute`: a `recall.compute.Resolved` (dtype); `options`: the `compute` params
+        section (parallelism, memory share, context length). None: fp32, one device."""
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB; the default 4 is wasteful here
         # vLLM on CPU keeps one core for its front end and one OMP thread otherwise; nothing
         # else runs beside an offline sampling run, so it gets every core: ~15% more samples/s
@@ -95,8 +115,16 @@ class VLLMEngine:
         os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
         from vllm import LLM  # imported late: heavy, and absent where only transformers is needed
 
-        self.llm = LLM(model=model_dir, tokenizer=model_dir, dtype="float32", seed=seed,
-                       enforce_eager=True)
+        sizing = {} if options is None else dict(
+            tensor_parallel_size=options.tensor_parallel_size,
+            data_parallel_size=options.data_parallel_size,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            max_model_len=options.max_model_len)
+        self.llm = LLM(model=model_dir, tokenizer=model_dir, seed=seed,
+                       dtype=compute.vllm_dtype if compute is not None else "float32",
+                       # CUDA graphs pay off on GPUs; on CPU eager mode starts faster.
+                       enforce_eager=compute is None or compute.device == "cpu", **sizing)
+        self.tokenizer = self.llm.get_tokenizer()
 
     def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
         from vllm import SamplingParams
@@ -109,13 +137,31 @@ class VLLMEngine:
                                     max_tokens=settings.max_tokens)
         else:
             params = SamplingParams(n=1, temperature=0.0, max_tokens=settings.max_tokens)
-        results = self.llm.generate(list(prompts), params, use_tqdm=True)
+        if has_chat_template(self.tokenizer):
+            # The rendered chat text already holds BOS where the model has one (Llama-3.1);
+            # vLLM would add another when tokenizing a text prompt.
+            inputs = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]}
+                      for p in prompts]
+        else:
+            inputs = list(prompts)
+        results = self.llm.generate(inputs, params, use_tqdm=True)
         return [[o.text.strip() for o in r.outputs] for r in results]
 
 
-def make_engine(kind: str, model_dir: str, seed: int = 0, max_batch_sequences: int = 4096):
+def make_engine(kind: str, model_dir: str, seed: int = 0, max_batch_sequences: int = 4096,
+                compute=None, options=None):
+    """The `sampling.engine` for `model_dir`; `compute`/`options` as in the engines."""
     if kind == "vllm":
-        return VLLMEngine(model_dir, seed=seed)
+        return VLLMEngine(model_dir, seed=seed, compute=compute, options=options)
     if kind == "transformers":
-        return TransformersEngine(model_dir, max_sequences=max_batch_sequences)
+        return TransformersEngine(model_dir, max_sequences=max_batch_sequences, compute=compute)
     raise ValueError(f"sampling.engine: expected 'vllm' or 'transformers', got {kind!r}")
+
+
+def engine_for(params, model_dir) -> object:
+    """The one evaluation engine of a run, as params say: base and trained models alike."""
+    from recall.compute import resolve
+
+    return make_engine(params.sampling.engine, str(model_dir), seed=params.experiment.seed,
+                       max_batch_sequences=params.sampling.max_batch_sequences,
+                       compute=resolve(params.compute), options=params.compute)

@@ -13,7 +13,8 @@ from transformers import TrainerCallback
 from recall.config import RolloutConfig
 from recall.contract import Judge, QAItem
 from recall.engines import TransformersEngine
-from recall.sampling import accuracy_by_split, greedy_settings, sample_items
+from recall.compute import is_main_process
+from recall.sampling import accuracy_by_split, greedy_settings, raw_completions, sample_items
 
 
 def greedy_accuracy(engine, judge: Judge, items: Sequence[QAItem], rollout: RolloutConfig) -> float:
@@ -104,6 +105,17 @@ class ProgressEvaluation(TrainerCallback):
             self.record(self._at[state.global_step], state.global_step, model)
 
     def record(self, progress: float, step: int, model) -> None:
+        if not is_main_process():
+            # Sharded weights (FSDP, ZeRO-3) need every rank in each forward pass, so every
+            # rank decodes the same greedy answers; only the main process judges and records.
+            was_training = model.training
+            model.eval()
+            try:
+                raw_completions(TransformersEngine.from_model(model, self.tokenizer), self.items,
+                                greedy_settings(self.rollout))
+            finally:
+                model.train(was_training)
+            return
         for split, acc in greedy_by_split(model, self.tokenizer, self.judge, self.items,
                                           self.rollout).items():
             self.rows.append({"progress": progress, "step": step, "split": split,

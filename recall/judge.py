@@ -16,7 +16,7 @@ import string
 from dataclasses import dataclass
 from typing import Sequence
 
-from recall.prompts import clean_completion
+from recall.prompts import DIRECT, clean_completion, completion_text
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -80,7 +80,8 @@ def reward_function(judge, max_failure_rate: float = 0.0):
     """
 
     def correctness(prompts, completions, question, answers, **_):
-        verdicts = judge.judge([JudgeRequest(q, tuple(golds), c)
+        # The answer evaluation grades: one extractor for the reward, evaluation and analyses.
+        verdicts = judge.judge([JudgeRequest(q, tuple(golds), DIRECT.answer(completion_text(c)))
                                 for q, golds, c in zip(question, answers, completions)])
         missing = [v for v in verdicts if v.value is None]
         correctness.unjudged += len(missing)

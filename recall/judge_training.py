@@ -145,12 +145,15 @@ def verdict_collator(tokenizer):
                                   return_tensors="pt")
 
 
-def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, seed: int) -> dict:
-    """Train the toy judge (cfg: a PretrainConfig-shaped section) and save a model directory."""
+def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, seed: int,
+                compute) -> dict:
+    """Train the toy judge (cfg: a PretrainConfig-shaped section) and save a model directory;
+    `compute` is a `recall.compute.Resolved`."""
     import tempfile
 
     from transformers import Trainer, TrainingArguments
 
+    from recall.compute import trainer_kwargs
     from recall.pretraining import new_model
 
     model = new_model(cfg, tokenizer, seed)
@@ -160,7 +163,7 @@ def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, se
             output_dir=scratch, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
             lr_scheduler_type="cosine", logging_steps=max(1, cfg.steps // 20), save_strategy="no",
-            report_to=[], use_cpu=True, seed=seed, data_seed=seed,
+            report_to=[], seed=seed, data_seed=seed, **trainer_kwargs(compute),
         )
         trainer = Trainer(model=model, args=args, train_dataset=data,
                           data_collator=verdict_collator(tokenizer))

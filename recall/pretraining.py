@@ -16,6 +16,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, Trainer,
                           TrainingArguments)
 
+from recall.compute import Resolved, trainer_kwargs
 from recall.config import PretrainConfig
 from recall.contract import QAItem
 from recall.prompts import DIRECT
@@ -94,25 +95,26 @@ def new_model(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast, seed: int
     return GPT2LMHeadModel(config)
 
 
-def _train(cfg: PretrainConfig, model, blocks: torch.Tensor, scratch: str, seed: int):
+def _train(cfg: PretrainConfig, model, blocks: torch.Tensor, scratch: str, seed: int,
+           compute: Resolved):
     args = TrainingArguments(
         output_dir=scratch, max_steps=cfg.steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps, lr_scheduler_type="cosine", weight_decay=0.01,
-        logging_steps=max(1, cfg.steps // 50), save_strategy="no", report_to=[], use_cpu=True,
-        seed=seed, data_seed=seed, dataloader_drop_last=True,
+        logging_steps=max(1, cfg.steps // 50), save_strategy="no", report_to=[],
+        seed=seed, **trainer_kwargs(compute), data_seed=seed, dataloader_drop_last=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Blocks(blocks))
     return trainer, trainer.train()
 
 
 def pretrain(cfg: PretrainConfig, docs: Sequence[str], tokenizer: PreTrainedTokenizerFast,
-             out_dir: Path, seed: int) -> dict:
+             out_dir: Path, seed: int, compute: Resolved) -> dict:
     """Train from scratch for `cfg.steps` steps and save a model directory; returns stats."""
     blocks = pack(tokenizer, docs, cfg.block_size)
     model = new_model(cfg, tokenizer, seed)
     with tempfile.TemporaryDirectory() as scratch:  # nothing but the final model is kept
-        trainer, result = _train(cfg, model, blocks, scratch, seed)
+        trainer, result = _train(cfg, model, blocks, scratch, seed, compute)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir)

@@ -30,30 +30,62 @@ def cot_answer(text: str) -> str:
     return clean_completion(text[markers[-1].end():]) if markers else ""
 
 
+def has_chat_template(tokenizer) -> bool:
+    """Whether prompts go through the tokenizer's chat template: decided by the model's own
+    files (an instruct model ships a template; the toy tokenizer has none), never by profile."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
 @dataclass(frozen=True)
 class PromptStyle:
+    """A prompt in two forms: the raw `template` for a model without a chat template (the
+    toy, which learned it in pretraining), and `chat`, the user turn for an instruct model,
+    rendered by its own chat template. `version` covers both."""
+
     name: str
     version: str
     template: str
+    chat: str
     answer: Callable[[str], str]  # a raw completion -> the answer the judge grades
 
-    def render(self, question: str) -> str:
+    def render(self, question: str, tokenizer=None) -> str:
+        """The exact text a model is given: chat-templated when `tokenizer` has a template."""
+        if tokenizer is not None and has_chat_template(tokenizer):
+            return tokenizer.apply_chat_template(self.messages(question), tokenize=False,
+                                                 add_generation_prompt=True)
         return self.template.format(question=question)
 
+    def messages(self, question: str) -> list[dict]:
+        return [{"role": "user", "content": self.chat.format(question=question)}]
 
-DIRECT = PromptStyle("direct", "v1", "question : {question} answer :", clean_completion)
+    def training_prompt(self, question: str, tokenizer):
+        """A TRL dataset prompt: conversational (TRL applies the same chat template) or text."""
+        return self.messages(question) if has_chat_template(tokenizer) else self.render(question)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+def completion_text(completion) -> str:
+    """The text of a TRL completion: a string, or a conversational list of messages."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m["content"] for m in completion if m.get("role") == "assistant")
+
+
+# The paper's zero-shot, closed-book setting: answer directly, no reasoning. The paper's
+# exact wording is not published; this text is ours, versioned here (README).
+DIRECT = PromptStyle("direct", "v2", "question : {question} answer :",
+                     "Answer the following question with the answer alone: a few words, "
+                     "no explanation, no full sentence.\nQuestion: {question}", clean_completion)
 # Greedy chain-of-thought, a test-time baseline (params section `cot`). The toy model never saw
 # reasoning text, so the toy profile reports it as not applicable instead of running it.
-COT = PromptStyle("cot", "v2", (
+COT = PromptStyle("cot", "v3", (
     "question : {question}\nThink step by step. Then give the final answer alone on the last "
-    "line, after \"answer :\".\n"), cot_answer)
-
-STYLES = {s.name: s for s in (DIRECT, COT)}
-
-
-def training_line(question: str, answer: str, eos: str) -> str:
-    """A QA line as it appears in pretraining text: prompt, answer, end of sequence."""
-    return f"{DIRECT.render(question)} {answer} {eos}"
+    "line, after \"answer :\".\n"),
+    "Question: {question}\nThink step by step. Then give the final answer alone on the last "
+    "line, after \"Answer:\".", cot_answer)
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,12 @@ def sample_items(engine: Engine, judge: Judge, items: Sequence[QAItem],
 
 def raw_completions(engine: Engine, items: Sequence[QAItem], settings: SamplingSettings,
                     style: PromptStyle = DIRECT) -> list[list[str]]:
-    """`settings.n` raw completions per item of the `style` prompt, checked for count."""
-    completions = engine.generate([style.render(it.question) for it in items], settings)
+    """`settings.n` raw completions per item of the `style` prompt, checked for count.
+
+    The prompt is rendered with the engine's tokenizer: through its chat template when it
+    has one (instruct models), else the raw format (the toy)."""
+    tokenizer = getattr(engine, "tokenizer", None)
+    completions = engine.generate([style.render(it.question, tokenizer) for it in items], settings)
     if len(completions) != len(items):
         raise RuntimeError(f"engine {engine.name} returned {len(completions)} results "
                            f"for {len(items)} prompts")

@@ -46,26 +46,27 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
     (none if not `dynamics`) but the last, which is the trained model's evaluation.
     `cfg` overrides the method's params section (attribution runs GRPO with its own batch).
     """
-    from transformers import AutoTokenizer
-
     from recall.baselines import run_dpo, run_rft, run_sft
+    from recall.compute import resolve
+    from recall.engines import load_tokenizer
     from recall.evaluation import ProgressEvaluation
     from recall.training import train_rl
 
     cfg = cfg or method_config(params, method)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    compute = resolve(params.compute)
+    tokenizer = load_tokenizer(model_dir)
     progress = ProgressEvaluation(eval_items, judge, tokenizer, params.rollout,
                                   params.study.eval_points if dynamics else 0)
     if isinstance(cfg, (GRPOConfig, RLOOConfig)):
         result = train_rl(model_dir, train, reward_judge(cfg, judge), cfg, params.rollout,
-                          checkpoint_dir, out_dir, seed, report_to=(),
+                          checkpoint_dir, out_dir, seed, compute, report_to=(),
                           max_failure_rate=params.judge.max_failure_rate, callbacks=[progress])
         result = {"items": len(train), "steps": result["global_step"],
                   "unjudged": result["unjudged"], "log_history": result["log_history"]}
     elif method in ("sft", "sft_known"):
-        result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, [progress])
+        result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress])
     elif method == "dpo":
-        result = run_dpo(model_dir, train, base_samples, cfg, out_dir, seed, [progress])
+        result = run_dpo(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress])
     else:  # rft: progress is rounds done over rounds planned
 
         def on_round(r, model, tok):
@@ -73,7 +74,8 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
                 progress.record(r / cfg.rounds, r, model)
 
         progress.last_step = cfg.rounds
-        result = run_rft(model_dir, train, judge, cfg, params.rollout, out_dir, seed, on_round)
+        result = run_rft(model_dir, train, judge, cfg, params.rollout, out_dir, seed, compute,
+                         on_round)
     return {**result, "dynamics": progress}
 
 
@@ -81,13 +83,12 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
                     seed: int, name: str, sample: bool = True
                     ) -> tuple[list[SampleRecord], list[SampleRecord]]:
     """Greedy answers on `sampling.greedy_splits` and, if `sample`, `sampling.n_samples`
-    rollout samples on the test split: the analyses the base model gets, for a trained one.
-
-    Runs in the stage's process (transformers), so no second engine has to start.
+    rollout samples on the test split: the analyses the base model gets, for a trained one,
+    through the same engine at the same settings (`sampling.engine`, `compute`).
     """
-    from recall.engines import TransformersEngine
+    from recall.engines import engine_for
 
-    engine = TransformersEngine(str(model_dir), max_sequences=params.sampling.max_batch_sequences)
+    engine = engine_for(params, model_dir)
     cfg = params.sampling
     greedy, unjudged = sample_items(engine, judge, [it for it in items
                                                     if it.split in cfg.greedy_splits],
@@ -185,17 +186,23 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
     RL checkpoints go to `checkpoints`/seed<s> (default checkpoints/<name>)."""
     import shutil
 
+    from recall.compute import barrier, is_main_process
     from recall.contract import write_jsonl
     from recall.sampling import accuracy_by_split
 
     model_dir, run_dir = Path("models") / name / f"seed{seed}", Path("runs") / name / f"seed{seed}"
-    for path in (model_dir, run_dir):
-        shutil.rmtree(path, ignore_errors=True)
+    if is_main_process():
+        for path in (model_dir, run_dir):
+            shutil.rmtree(path, ignore_errors=True)
+    barrier()
     eval_items = [it for it in items if it.split in ("train", "test")]
     result = train_method(method, params, base_dir, train, eval_items, base_samples, judge,
                           model_dir, (checkpoints or Path("checkpoints") / name) / f"seed{seed}",
                           seed, cfg,
                           dynamics=dynamics)
+    if not is_main_process():  # training needs every rank; evaluation and files only one
+        return {}
+    _release_accelerator_memory()  # the evaluation engine takes its share of the GPU next
     greedy, samples = evaluate_policy(model_dir, items, judge, params, seed,
                                       f"{name}/seed{seed}", sample)
     write_jsonl(run_dir / "greedy.jsonl", greedy)
@@ -207,3 +214,13 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
     if sample:
         summary["pass_at_1_test"] = accuracy_by_split(samples)["test"]
     return summary
+
+
+def _release_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

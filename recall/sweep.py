@@ -84,7 +84,8 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
     from transformers import AutoTokenizer
 
     from recall.evaluation import GreedyEvaluation, greedy_accuracy
-    from recall.engines import TransformersEngine
+    from recall.compute import resolve
+    from recall.engines import engine_for
     from recall.judge_server import open_judge
     from recall.training import train_grpo
 
@@ -111,12 +112,14 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
         try:
             train_grpo(base_dir, train, judge, trial_params.grpo, trial_params.rollout,
                        Path(scratch) / "checkpoints", Path(scratch) / "model",
-                       seed=params.experiment.seed, report_to=(), callbacks=[evaluation],
+                       seed=params.experiment.seed, compute=resolve(trial_params.compute),
+                       report_to=(), callbacks=[evaluation],
                        max_failure_rate=params.judge.max_failure_rate)
         except optuna.TrialPruned:
             mlflow.set_tag("optuna.state", "PRUNED")
             raise
-        acc = greedy_accuracy(TransformersEngine(str(Path(scratch) / "model")), judge, val,
+        # The run's one evaluation engine, as for every other model.
+        acc = greedy_accuracy(engine_for(trial_params, Path(scratch) / "model"), judge, val,
                               trial_params.rollout)
         mlflow.log_metric("val_greedy_acc_final", acc)
         mlflow.set_tag("optuna.state", "COMPLETE")

@@ -1,8 +1,13 @@
 """Thin wrappers over TRL's on-policy RL: GRPO and RLOO with the judge's binary reward.
 
 Batch units: the params speak in prompts (`prompts_per_step`, `micro_batch_prompts`);
-TRL speaks in completions. `rl_arguments` converts, so one optimizer step always sees
-`prompts_per_step * group_size` completions, as in the paper (128 prompts x 5).
+TRL speaks in completions per device. `rl_arguments` converts, dividing by the number of
+training processes, so one optimizer step always sees `prompts_per_step * group_size`
+completions, as in the paper (128 prompts x 5), on one CPU or on 16 GPUs.
+
+Under `accelerate launch` every rank runs `train_rl`; only the main process writes the
+fingerprint, deletes checkpoints and saves the tokenizer (the trainer saves the model
+itself, gathering sharded weights).
 
 TRL 1.16 has no PPO trainer (it was experimental and took a reward *model*, not a reward
 function), so RLOO stands in as the second RL algorithm for the algorithm-robustness
@@ -17,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
+from recall.compute import Resolved, barrier, is_main_process, load_model, per_device, trainer_kwargs
 from recall.config import RolloutConfig, fingerprint
 from recall.study_config import GRPOConfig, RLOOConfig
 from recall.contract import Judge, QAItem
@@ -27,12 +33,13 @@ from recall.verdict_cache import weights_digest
 FINGERPRINT_FILE = "recall_fingerprint.json"
 
 
-def rl_dataset(items: Sequence[QAItem]):
-    """A datasets.Dataset with the prompt plus the columns the reward needs."""
+def rl_dataset(items: Sequence[QAItem], tokenizer):
+    """A datasets.Dataset with the prompt (conversational for a chat model) plus the
+    columns the reward needs."""
     from datasets import Dataset
 
     return Dataset.from_dict({
-        "prompt": [DIRECT.render(it.question) for it in items],
+        "prompt": [DIRECT.training_prompt(it.question, tokenizer) for it in items],
         "question": [it.question for it in items],
         "answers": [list(it.answers) for it in items],
         "id": [it.id for it in items],
@@ -40,21 +47,23 @@ def rl_dataset(items: Sequence[QAItem]):
 
 
 def rl_arguments(cfg: RLOOConfig, rollout: RolloutConfig, output_dir: Path, seed: int,
-                 report_to: Sequence[str] = ("mlflow",)):
+                 compute: Resolved, report_to: Sequence[str] = ("mlflow",)):
     """TRL GRPOConfig (or RLOOConfig, for an `RLOOConfig` section) from recall's params, with
-    prompt counts turned into completion counts."""
+    prompt counts turned into completion counts per device."""
     from trl import GRPOConfig as TRLGRPOConfig, RLOOConfig as TRLRLOOConfig
 
     section = "grpo" if isinstance(cfg, GRPOConfig) else "rloo"
     if cfg.prompts_per_step % cfg.micro_batch_prompts:
         raise ValueError(f"{section}.prompts_per_step ({cfg.prompts_per_step}) must be a multiple "
                          f"of {section}.micro_batch_prompts ({cfg.micro_batch_prompts})")
+    micro, accumulation = per_device(cfg.prompts_per_step, cfg.micro_batch_prompts,
+                                     f"{section}.prompts_per_step")
     extra = {"loss_type": cfg.loss_type} if isinstance(cfg, GRPOConfig) else {}
     return (TRLGRPOConfig if isinstance(cfg, GRPOConfig) else TRLRLOOConfig)(
         output_dir=str(output_dir),
         learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.micro_batch_prompts * cfg.group_size,  # completions
-        gradient_accumulation_steps=cfg.prompts_per_step // cfg.micro_batch_prompts,
+        per_device_train_batch_size=micro * cfg.group_size,  # completions
+        gradient_accumulation_steps=accumulation,
         num_generations=cfg.group_size,
         num_train_epochs=cfg.epochs,
         num_iterations=1,  # one policy update per rollout batch: on-policy, as in the paper
@@ -64,6 +73,10 @@ def rl_arguments(cfg: RLOOConfig, rollout: RolloutConfig, output_dir: Path, seed
         top_p=rollout.top_p,
         top_k=0 if rollout.top_k < 0 else rollout.top_k,  # TRL: 0 disables top-k
         max_completion_length=rollout.max_tokens,
+        # A completion cut at max_tokens has no final answer: it gets no gradient, rather
+        # than a reward for half an answer.
+        mask_truncated_completions=True,
+        **vllm_arguments(rollout, compute),
         lr_scheduler_type="constant",
         warmup_steps=0,
         disable_dropout=True,
@@ -73,18 +86,25 @@ def rl_arguments(cfg: RLOOConfig, rollout: RolloutConfig, output_dir: Path, seed
         save_total_limit=2,
         seed=seed,
         data_seed=seed,
-        use_cpu=True,
-        # TRL defaults to bf16 autocast and gradient checkpointing, made for big models on
-        # GPUs; on a CPU without bf16 units both make a tiny model ~10x slower.
-        bf16=False,
-        gradient_checkpointing=False,
+        **trainer_kwargs(compute),
         report_to=list(report_to),
         remove_unused_columns=False,
         **extra,
     )
 
 
-grpo_arguments = rl_arguments  # the name the sweep and older callers use
+def vllm_arguments(rollout: RolloutConfig, compute: Resolved) -> dict:
+    """TRL's vLLM rollout fields for `rollout.vllm` (off: the policy's own generate)."""
+    if rollout.vllm == "off":
+        return {"use_vllm": False}
+    common = {"use_vllm": True, "vllm_mode": rollout.vllm}
+    if rollout.vllm == "server":
+        if not rollout.vllm_server_url:
+            raise ValueError("rollout.vllm is 'server' but rollout.vllm_server_url is empty")
+        return {**common, "vllm_server_base_url": rollout.vllm_server_url}
+    # Colocated, the rollout engine shares the trainer's GPUs and takes TRL's default 30% of
+    # their memory; the weights move into it after every optimizer step.
+    return common
 
 
 def _resume_point(output_dir: Path, stamp: str) -> str | None:
@@ -95,16 +115,19 @@ def _resume_point(output_dir: Path, stamp: str) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
     marker = output_dir / FINGERPRINT_FILE
-    if output_dir.exists() and (not marker.exists() or json.loads(marker.read_text()) != stamp):
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(stamp))
+    if is_main_process():
+        if output_dir.exists() and (not marker.exists()
+                                    or json.loads(marker.read_text()) != stamp):
+            shutil.rmtree(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(stamp))
+    barrier()  # no rank looks for a checkpoint the main process is still deleting
     return get_last_checkpoint(str(output_dir))
 
 
 def train_rl(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RLOOConfig,
              rollout: RolloutConfig, checkpoint_dir: Path, out_dir: Path, seed: int,
-             report_to: Sequence[str] = ("mlflow",), max_failure_rate: float = 0.0,
+             compute: Resolved, report_to: Sequence[str] = ("mlflow",), max_failure_rate: float = 0.0,
              callbacks: Sequence = ()) -> dict:
     """Run GRPO (a `GRPOConfig`) or RLOO (an `RLOOConfig`) from `model_dir` on `items`;
     resume from `checkpoint_dir` when possible.
@@ -114,28 +137,30 @@ def train_rl(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RLOOCo
     trains afresh. Saves the final policy (model + tokenizer) to `out_dir`; returns the
     log history and how many completions the judge could not grade.
     """
-    from transformers import AutoTokenizer
     from trl import GRPOTrainer, RLOOTrainer
+
+    from recall.engines import load_tokenizer
 
     stamp = "-".join([fingerprint(cfg, rollout), f"seed{seed}", weights_digest(model_dir),
                       judge_identity(judge), _items_stamp(items)])
     resume = _resume_point(checkpoint_dir, stamp)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+    tokenizer = load_tokenizer(model_dir)
     reward = reward_function(judge, max_failure_rate)
     trainer_cls = GRPOTrainer if isinstance(cfg, GRPOConfig) else RLOOTrainer
     trainer = trainer_cls(
-        model=str(model_dir),
+        model=load_model(model_dir, compute),  # fp32 master weights, as every method
         reward_funcs=[reward],
-        args=rl_arguments(cfg, rollout, checkpoint_dir, seed, report_to),
-        train_dataset=rl_dataset(items),
+        args=rl_arguments(cfg, rollout, checkpoint_dir, seed, compute, report_to),
+        train_dataset=rl_dataset(items, tokenizer),
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
     trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out_dir))
-    tokenizer.save_pretrained(out_dir)
-    for done in checkpoint_dir.glob("checkpoint-*"):
-        shutil.rmtree(done)
+    trainer.save_model(str(out_dir))  # every rank: sharded weights are gathered
+    if is_main_process():
+        tokenizer.save_pretrained(out_dir)
+        for done in checkpoint_dir.glob("checkpoint-*"):
+            shutil.rmtree(done)
     return {"resumed_from": resume, "log_history": trainer.state.log_history,
             "global_step": trainer.state.global_step, "unjudged": reward.unjudged,
             "judged": reward.judged}

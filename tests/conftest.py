@@ -59,6 +59,7 @@ def micro_params():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A micro world and a GPT-2 pretrained on it for a few steps (seconds on CPU)."""
+    from recall.compute import resolve
     from recall.config import params_from_dict
     from recall.pretraining import build_tokenizer, corpus_documents, pretrain
     from recall.world import generate_world
@@ -70,7 +71,7 @@ def tiny_model(tmp_path_factory):
                           + [a for it in world.items for a in it.answers] + list(world.biographies))
     docs = corpus_documents(world.biographies, [i for i in world.items if i.split == "instruct"],
                             params.pretrain.qa_repeats, seed=0)
-    pretrain(params.pretrain, docs, tok, out, seed=0)
+    pretrain(params.pretrain, docs, tok, out, seed=0, compute=resolve(params.compute))
     return out, world, params
 
 
@@ -79,6 +80,7 @@ def toy_judge(tmp_path_factory):
     """A micro toy judge model directory (few steps: right format, not accurate)."""
     import random
 
+    from recall.compute import resolve
     from recall.judge_training import judge_pairs, judge_tokenizer, train_judge
     from recall.world import generate_world
 
@@ -88,7 +90,8 @@ def toy_judge(tmp_path_factory):
     world = generate_world(params.world, seed=0)
     out = tmp_path_factory.mktemp("toy_judge")
     pairs = judge_pairs(list(world.items), random.Random(0), params.judge_model.negatives)
-    train_judge(params.judge_model, judge_tokenizer(world.items), pairs, out, seed=0)
+    train_judge(params.judge_model, judge_tokenizer(world.items), pairs, out, seed=0,
+                compute=resolve(params.compute))
     return out, world, params
 
 

@@ -3,6 +3,9 @@
 import pytest
 
 from recall.baselines import dpo_pairs, known_items, run_dpo, run_rft, run_sft
+from recall.compute import Resolved
+
+CPU = Resolved("cpu", bf16=False, gradient_checkpointing=False, attn_implementation="sdpa")
 from recall.contract import QAItem, SampleRecord
 from recall.judge import RuleJudge
 
@@ -34,7 +37,7 @@ def test_dpo_pair_rule_by_hand():
     assert (pairs["a"].chosen, pairs["a"].rejected, pairs["a"].chosen_from) == ("Paris", "rome", "sample")
     assert (pairs["b"].chosen, pairs["b"].rejected, pairs["b"].chosen_from) == ("lyon", "nice", "gold")
     assert (pairs["d"].chosen, pairs["d"].rejected) == ("paris", "x")
-    assert pairs["a"].prompt == "question : where was a born ? answer :"
+    assert pairs["a"].prompt == "where was a born ?"  # the prompt style renders it per model
 
 
 def test_dpo_pairs_need_base_samples():
@@ -82,16 +85,16 @@ def _changed(a, b) -> bool:
 
 def test_sft_trains_on_gold_and_known_only_filters(micro, tmp_path):
     model_dir, train, samples, params = micro
-    out = run_sft(model_dir, train, samples, params.sft, tmp_path / "sft", seed=0)
+    out = run_sft(model_dir, train, samples, params.sft, tmp_path / "sft", seed=0, compute=CPU)
     assert out["items"] == len(train) and out["steps"] == 2  # 16 items, batch 8, 1 epoch
     assert _changed(model_dir, tmp_path / "sft")
-    known = run_sft(model_dir, train, samples, params.sft_known, tmp_path / "known", seed=0)
+    known = run_sft(model_dir, train, samples, params.sft_known, tmp_path / "known", seed=0, compute=CPU)
     assert known["items"] == sum(sum(r.scores) >= 1 for r in samples.values())
 
 
 def test_dpo_trains_on_pairs(micro, tmp_path):
     model_dir, train, samples, params = micro
-    out = run_dpo(model_dir, train, samples, params.dpo, tmp_path / "dpo", seed=0)
+    out = run_dpo(model_dir, train, samples, params.dpo, tmp_path / "dpo", seed=0, compute=CPU)
     assert out["items"] == len(dpo_pairs(train, samples)) > 0
     assert _changed(model_dir, tmp_path / "dpo")
     losses = [h["loss"] for h in out["log_history"] if "loss" in h]
@@ -102,7 +105,7 @@ def test_rft_rounds_accept_only_judged_correct(micro, tmp_path):
     model_dir, train, samples, params = micro
     seen = []
     out = run_rft(model_dir, train, RuleJudge(), params.rft, params.rollout, tmp_path / "rft",
-                  seed=0, on_round=lambda r, m, t: seen.append(r))
+                  seed=0, compute=CPU, on_round=lambda r, m, t: seen.append(r))
     assert seen == [1, 2] and [r["round"] for r in out["rounds"]] == [1, 2]
     for r in out["rounds"]:  # at most one accepted sample per distinct correct answer
         assert r["items_with_correct"] <= r["accepted"] <= len(train) * params.rft.samples_per_item

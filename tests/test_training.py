@@ -4,11 +4,15 @@ import pytest
 from transformers import TrainerCallback
 
 from recall.judge import RuleJudge
-from recall.training import FINGERPRINT_FILE, grpo_arguments, train_grpo
+from recall.compute import Resolved
+from recall.training import FINGERPRINT_FILE, rl_arguments, train_grpo
+
+# These runs pin CPU numerics: fp32 on the CPU, whatever the machine has.
+CPU = Resolved("cpu", bf16=False, gradient_checkpointing=False, attn_implementation="sdpa")
 
 
 def test_batch_units_prompts_to_completions(micro_params, tmp_path):
-    args = grpo_arguments(micro_params.grpo, micro_params.rollout, tmp_path, seed=0, report_to=())
+    args = rl_arguments(micro_params.grpo, micro_params.rollout, tmp_path, seed=0, compute=CPU, report_to=())
     g = micro_params.grpo
     assert args.per_device_train_batch_size == g.micro_batch_prompts * g.group_size
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == \
@@ -17,10 +21,21 @@ def test_batch_units_prompts_to_completions(micro_params, tmp_path):
     assert (args.beta, args.epsilon, args.temperature) == (g.beta, g.epsilon, 1.0)
 
 
+def test_one_step_is_prompts_per_step_whatever_the_world_size(micro_params):
+    from recall.compute import per_device
+
+    g = micro_params.grpo  # 8 prompts per step, micro batch 4, group 4
+    for ranks, accumulation in ((1, 2), (2, 1), (4, 1), (8, 1)):
+        micro, acc = per_device(g.prompts_per_step, g.micro_batch_prompts, "grpo", ranks)
+        assert acc == accumulation and micro * acc * ranks == g.prompts_per_step
+    with pytest.raises(ValueError, match=r"grpo.prompts_per_step \(8\) must be a multiple of the 3"):
+        per_device(g.prompts_per_step, g.micro_batch_prompts, "grpo.prompts_per_step", 3)
+
+
 def test_prompts_per_step_must_divide(micro_params, tmp_path):
     bad = dataclasses.replace(micro_params.grpo, prompts_per_step=6, micro_batch_prompts=4)
     with pytest.raises(ValueError, match="multiple of grpo.micro_batch_prompts"):
-        grpo_arguments(bad, micro_params.rollout, tmp_path, seed=0, report_to=())
+        rl_arguments(bad, micro_params.rollout, tmp_path, seed=0, compute=CPU, report_to=())
 
 
 # Mean reward per optimizer step of a reference run (seed 0, micro config, tiny model).
@@ -33,7 +48,7 @@ def grpo_run(tiny_model, tmp_path_factory):
     train = [i for i in world.items if i.split == "train"][:32]
     ckpt, out = tmp_path_factory.mktemp("ckpt"), tmp_path_factory.mktemp("grpo")
     result = train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, ckpt, out,
-                        seed=0, report_to=())
+                        seed=0, compute=CPU, report_to=())
     return result, train, ckpt, out, params, model_dir
 
 
@@ -63,18 +78,18 @@ def test_killed_run_resumes_finished_run_clears_checkpoints(grpo_run, tmp_path):
     run_dir = tmp_path / "ck"
     with pytest.raises(_Crash):
         train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, run_dir, out,
-                   seed=0, report_to=(), callbacks=[_CrashAtStep3()])
+                   seed=0, compute=CPU, report_to=(), callbacks=[_CrashAtStep3()])
     again = train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, run_dir, out,
-                       seed=0, report_to=())
+                       seed=0, compute=CPU, report_to=())
     assert again["resumed_from"].endswith("checkpoint-2")
     assert again["global_step"] == result["global_step"]
     # The same interruption under other settings must not resume from it.
     with pytest.raises(_Crash):
         train_grpo(model_dir, train, RuleJudge(), params.grpo, params.rollout, run_dir, out,
-                   seed=0, report_to=(), callbacks=[_CrashAtStep3()])
+                   seed=0, compute=CPU, report_to=(), callbacks=[_CrashAtStep3()])
     changed = dataclasses.replace(params.grpo, beta=0.01)
     fresh = train_grpo(model_dir, train, RuleJudge(), changed, params.rollout, run_dir, out,
-                       seed=0, report_to=())
+                       seed=0, compute=CPU, report_to=())
     assert fresh["resumed_from"] is None
 
 
@@ -92,7 +107,7 @@ def test_grpo_with_served_llm_judge_reward(tiny_model, judge_server, tmp_path):
     train = [i for i in world.items if i.split == "train"][:16]
     judge = _llm_judge(params, base_url, judge_model, tmp_path)
     result = train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck",
-                        tmp_path / "out", seed=0, report_to=())
+                        tmp_path / "out", seed=0, compute=CPU, report_to=())
     assert result["global_step"] == 2
     assert result["judged"] == 16 * params.grpo.group_size and result["unjudged"] == 0
     assert judge.stats["requests"] == result["judged"]
@@ -109,25 +124,23 @@ def test_grpo_unreachable_judge_gives_none_rewards_then_stops(tiny_model, tmp_pa
     # Tolerated: every completion gets None, is left out of the group baseline, is counted.
     judge = _llm_judge(params, "http://127.0.0.1:9", "m", tmp_path, **dead)
     result = train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck",
-                        tmp_path / "out", seed=0, report_to=(), max_failure_rate=1.0)
+                        tmp_path / "out", seed=0, compute=CPU, report_to=(), max_failure_rate=1.0)
     assert result["unjudged"] == result["judged"] == 8 * params.grpo.group_size
     # Above the configured failure rate, training stops with the reason.
     judge = _llm_judge(params, "http://127.0.0.1:9", "m", tmp_path, **dead)
     with pytest.raises(JudgeError, match="got no verdict.*max_failure_rate 0.05.*unreachable"):
         train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck2",
-                   tmp_path / "out2", seed=0, report_to=(), max_failure_rate=0.05)
+                   tmp_path / "out2", seed=0, compute=CPU, report_to=(), max_failure_rate=0.05)
 
 
 def test_rloo_section_builds_trl_rloo_arguments(micro_params, tmp_path):
     from trl import RLOOConfig as TRLRLOOConfig
 
-    from recall.training import rl_arguments
-
-    args = rl_arguments(micro_params.rloo, micro_params.rollout, tmp_path, seed=0, report_to=())
+    args = rl_arguments(micro_params.rloo, micro_params.rollout, tmp_path, seed=0, compute=CPU, report_to=())
     r = micro_params.rloo
     assert isinstance(args, TRLRLOOConfig) and args.num_generations == r.group_size
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == \
         r.prompts_per_step * r.group_size
     bad = dataclasses.replace(r, prompts_per_step=6, micro_batch_prompts=4)
     with pytest.raises(ValueError, match="rloo.prompts_per_step"):
-        rl_arguments(bad, micro_params.rollout, tmp_path, seed=0, report_to=())
+        rl_arguments(bad, micro_params.rollout, tmp_path, seed=0, compute=CPU, report_to=())

@@ -1,0 +1,98 @@
+"""A tiny, random-initialised chat model of a real architecture (Qwen2), built in seconds.
+
+The paper profile runs instruct models through their chat template. Nothing can be
+downloaded here, so the tests and `scripts/gpu_smoke.sh` build a micro stand-in with the
+same shape of everything that matters to the code path: Qwen2's architecture (which
+transformers, TRL and vLLM all load), a byte-level BPE tokenizer with ChatML special
+tokens, and Qwen's ChatML chat template. Its answers are noise; it proves the path runs.
+
+    python -m recall.micro_model OUT_DIR --texts ../shared/data/nq_open/NQ-open.dev.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Iterable
+
+IM_START, IM_END, ENDOFTEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
+
+# Qwen2.5-Instruct's ChatML layout (without its tool-calling branches): a default system
+# turn, every message framed by <|im_start|>role ... <|im_end|>, then the assistant header.
+CHATML_TEMPLATE = (
+    "{%- if messages[0]['role'] != 'system' %}"
+    "{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
+    """A byte-level BPE tokenizer trained on `texts`, with ChatML special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[ENDOFTEXT, IM_START, IM_END],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(list(texts), trainer)
+    # Like Qwen2.5-Instruct: <|im_end|> ends a turn, <|endoftext|> pads.
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=IM_END, pad_token=ENDOFTEXT,
+                                   additional_special_tokens=[IM_START])
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+def build_chat_model(out_dir: Path, texts: Iterable[str], seed: int = 0,
+                     hidden_size: int = 64, layers: int = 2) -> Path:
+    """Write a random-initialised Qwen2 model and its chat tokenizer to `out_dir`.
+
+    Two heads of 32: vLLM's CPU attention needs a head size of at least 32.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = build_tokenizer(texts)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size,
+                         intermediate_size=2 * hidden_size, num_hidden_layers=layers,
+                         num_attention_heads=hidden_size // 32, num_key_value_heads=1,
+                         max_position_embeddings=1024, tie_word_embeddings=True,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         bos_token_id=None)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
+                                               pad_token_id=tokenizer.pad_token_id)
+    out_dir = Path(out_dir)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def questions_from(path: Path) -> list[str]:
+    """Question and answer text of a JSONL QA file (NQ-open's format), as tokenizer data."""
+    texts = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        texts.append(row["question"])
+        texts.extend(row.get("answer", []))
+    return texts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--texts", type=Path, required=True, help="a JSONL file of NQ-open rows")
+    args = ap.parse_args()
+    build_chat_model(args.out, questions_from(args.texts))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
