@@ -1,4 +1,7 @@
-"""Stage `judge`: train the toy judge on labelled pairs from the world; score it served.
+"""Stage `judge`: the judge model in models/judge. `models.judge.source: train` (toy): train
+the toy judge on labelled pairs from the world and score it served; `hub` / `local`: stage
+the pinned judge (paper: Qwen2.5-72B-Instruct, which the judge server loads and whose
+tokenizer frames the grading prompts); `none`: a judge served elsewhere (judge.base_url).
 
     python pipelines/judge.py [--params params.yaml] [--world data/world] [--out models/judge]
 Held-out agreement is measured through the judge as served (vLLM, the toy prompt, no fast
@@ -21,6 +24,7 @@ from recall.judge_server import serve_judge
 from recall.judge_training import (HELD_OUT_GROUPS, TRAIN_GROUPS, judge_pairs, judge_tokenizer,
                                    judge_training_pairs, train_judge)
 from recall.llm_judge import LLMJudge
+from recall.staging import stage_model
 from recall.tracking import stage_run
 
 
@@ -36,6 +40,13 @@ def main() -> None:
 
     with stage_run(params, "judge"):
         import mlflow
+
+        if params.models.judge.source != "train":
+            record = stage_model("judge", params.models.judge, args.out)
+            args.metrics.parent.mkdir(parents=True, exist_ok=True)
+            args.metrics.write_text(json.dumps(record, indent=2) + "\n")
+            mlflow.set_tags({f"judge.{k}": v for k, v in record.items()})
+            return
 
         items = read_items(args.world / "items.jsonl")
         rng = random.Random(params.experiment.seed)

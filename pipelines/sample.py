@@ -13,9 +13,9 @@ from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import read_items, write_jsonl
-from recall.engines import make_engine
+from recall.engines import engine_for
 from recall.judge_server import open_judge
-from recall.prompts import COT, DIRECT
+from recall.prompts import COT, DIRECT, has_chat_template
 from recall.sampling import (accuracy_by_split, cot_greedy, greedy_settings, no_answer_rate,
                              rollout_settings, sample_items)
 from recall.tracking import stage_run
@@ -37,8 +37,7 @@ def main() -> None:
         import mlflow
 
         items = read_items(args.items)
-        engine = make_engine(cfg.engine, str(model_dir), seed=params.experiment.seed,
-                             max_batch_sequences=cfg.max_batch_sequences)
+        engine = engine_for(params, model_dir)  # the one engine of the run, for every model
         start = time.perf_counter()
         greedy_pool = [it for it in items if it.split in cfg.greedy_splits]
         greedy, unjudged_greedy = sample_items(engine, judge, greedy_pool,
@@ -64,8 +63,8 @@ def main() -> None:
         metrics_path.parent.mkdir(parents=True, exist_ok=True)
         metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
         mlflow.set_tags({"engine": engine.name, "judge": judge.name,
-                         "prompt": f"{DIRECT.name}/{DIRECT.version}"}
-                        | ({"cot_prompt": f"{COT.name}/{COT.version}"} if cot else {}))
+                         "prompt": DIRECT.label, "chat": str(has_chat_template(engine.tokenizer))}
+                        | ({"cot_prompt": COT.label} if cot else {}))
         if cot:
             mlflow.log_metric("cot_acc_test", cot["cot_accuracy"])
         mlflow.log_metrics({f"greedy_acc_{s}": v for s, v in summary["greedy_accuracy"].items()})

@@ -84,6 +84,19 @@ def _serve_judge(args) -> int:
     return run_with_judge(load_params(args.params).judge, cmd)
 
 
+def _plan(args) -> int:
+    from recall.plan import problems, render
+
+    params = load_params(args.params)
+    found = problems(params)
+    if found:
+        for problem in found:
+            print(f"recall plan: {args.params}: {problem}", file=sys.stderr)
+        return 1
+    print(render(params))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="recall", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     sm.add_argument("--overlay")
     sm.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
     sm.set_defaults(func=_submit)
+    pl = sub.add_parser("plan", help="check params and print the per-stage cost of the run")
+    pl.add_argument("--params", default=argparse.SUPPRESS, help="(also accepted here)")
+    pl.set_defaults(func=_plan)
     sj = sub.add_parser("serve-judge", help="run a command with the judge served once for it")
     sj.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     sj.set_defaults(func=_serve_judge)

@@ -23,6 +23,7 @@ import dacite
 import yaml
 
 from recall.compute import ComputeConfig
+from recall.staging import ModelsConfig
 from recall.study_config import (AttributionConfig, CoTConfig, DPOConfig, GRPOConfig, RFTConfig,
                                  RLOOConfig, SFTConfig, StudyConfig, TransferConfig)
 
@@ -150,6 +151,9 @@ class JudgeConfig:
     base_url: str  # OpenAI-compatible server; empty: the stage serves `model` with vLLM itself
     model: str  # model directory (served) or the server's model name
     prompt: Literal["toy", "binary", "simpleqa"]
+    # A directory holding the judge model's tokenizer: with a chat template there, grading
+    # prompts go through it (an instruct judge); "" or no template: the raw prompt (toy).
+    tokenizer: str
     max_concurrency: int  # in-flight requests, global: split across training ranks
     batch_prompts: int  # prompts per HTTP request (a list-prompt completions call)
     timeout_s: float  # per request
@@ -239,6 +243,7 @@ class TrackingConfig:
 class Params:
     experiment: ExperimentConfig
     compute: ComputeConfig
+    models: ModelsConfig
     world: WorldConfig
     data: DataConfig
     dedup: DedupConfig

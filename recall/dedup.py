@@ -155,7 +155,9 @@ class HeuristicVerifier:
 
 CONTAINMENT_SCHEMA = {
     "type": "object",
-    "properties": {"is_contained": {"type": "boolean"}, "reasoning": {"type": "string"}},
+    # The length cap keeps a reply inside max_tokens, so it always closes as valid JSON.
+    "properties": {"is_contained": {"type": "boolean"},
+                   "reasoning": {"type": "string", "maxLength": 200}},
     "required": ["is_contained", "reasoning"],
     "additionalProperties": False,
 }
@@ -189,7 +191,9 @@ class LLMVerifier:
     def verify(self, pairs: Sequence[tuple[QAItem, QAItem]]) -> list[tuple[bool, str]]:
         bodies = [{"model": self.model, "max_tokens": 256, "temperature": 0.0,
                    "prompt": self.prompt.render(t.question, t.answers, r.question, r.answers),
-                   "structured_outputs": {"json": CONTAINMENT_SCHEMA}} for t, r in pairs]
+                   # No free whitespace: a weak model would fill max_tokens with newlines.
+                   "structured_outputs": {"json": CONTAINMENT_SCHEMA,
+                                          "disable_any_whitespace": True}} for t, r in pairs]
         replies = self.client.complete_all(bodies, desc="dedup verdicts")
         out, problems = [], []
         for (target, ref), reply in zip(pairs, replies):

@@ -32,6 +32,7 @@ class LLMJudge:
         self.identity = model_identity(model)  # cache key and GRPO stamp: name + weights
         self.base_url = base_url.rstrip("/")
         self.prompt = JUDGE_PROMPTS[cfg.prompt]
+        self.chat = _chat_tokenizer(cfg.tokenizer)
         self.cache = VerdictCache(cfg.cache) if cfg.cache else None
         self.stats: Counter = Counter()  # requests, fast_path, cache_hits, calls, unparseable, ...
         self.client = CompletionClient(self.base_url, cfg, world_size, stats=self.stats)
@@ -40,8 +41,8 @@ class LLMJudge:
             raise ValueError("dedup=False is for measuring the uncached cost; set judge.cache ''")
 
     def _key(self, r: JudgeRequest) -> str:
-        return verdict_key(self.identity, f"{self.prompt.name}/{self.prompt.version}", r.question,
-                           r.answers, r.candidate)
+        version = f"{self.prompt.name}/{self.prompt.version}{'+chat' if self.chat else ''}"
+        return verdict_key(self.identity, version, r.question, r.answers, r.candidate)
 
     def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
         self.stats["requests"] += len(requests)
@@ -84,9 +85,10 @@ class LLMJudge:
         return Verdict(value, "llm")
 
     def _ask_all(self, requests: list[JudgeRequest]) -> list:
-        bodies = [{"model": self.model,
-                   "prompt": self.prompt.render(r.question, r.answers, r.candidate),
-                   "max_tokens": 4, "temperature": 0.0,
+        bodies = [{"model": self.model, "prompt": self._text(r), "max_tokens": 4,
+                   "temperature": 0.0,
+                   # A chat template already holds BOS (Llama); vLLM would add another.
+                   "add_special_tokens": self.chat is None,
                    # Constrained to the prompt's choices where the server supports it (vLLM).
                    "structured_outputs": {"choice": list(self.prompt.choices)}}
                   for r in requests]
@@ -98,6 +100,25 @@ class LLMJudge:
                              f"last error: {failures[-1]}")
         return replies
 
+    def _text(self, r: JudgeRequest) -> str:
+        text = self.prompt.render(r.question, r.answers, r.candidate)
+        if self.chat is None:
+            return text
+        return self.chat.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+
     @property
     def max_in_flight(self) -> int:
         return self.client.max_in_flight
+
+
+def _chat_tokenizer(directory: str):
+    """The judge's tokenizer when `directory` holds one with a chat template, else None."""
+    if not directory:
+        return None
+    from transformers import AutoTokenizer
+
+    from recall.prompts import has_chat_template
+
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    return tokenizer if has_chat_template(tokenizer) else None

@@ -96,3 +96,14 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def build_embedder(model_dir: Path, out_dir: Path) -> Path:
+    """A sentence-transformers directory over `model_dir` (mean pooling): the dense dedup
+    retriever's format, as the paper profile's staged embedder has it."""
+    from sentence_transformers import SentenceTransformer, models
+
+    encoder = models.Transformer(str(model_dir))
+    pooling = models.Pooling(encoder.get_word_embedding_dimension(), pooling_mode="mean")
+    SentenceTransformer(modules=[encoder, pooling], device="cpu").save(str(out_dir))
+    return Path(out_dir)

@@ -47,7 +47,7 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
     `cfg` overrides the method's params section (attribution runs GRPO with its own batch).
     """
     from recall.baselines import run_dpo, run_rft, run_sft
-    from recall.compute import resolve
+    from recall.compute import resolve, world_size
     from recall.engines import load_tokenizer
     from recall.evaluation import ProgressEvaluation
     from recall.training import train_rl
@@ -61,8 +61,10 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
         result = train_rl(model_dir, train, reward_judge(cfg, judge), cfg, params.rollout,
                           checkpoint_dir, out_dir, seed, compute, report_to=(),
                           max_failure_rate=params.judge.max_failure_rate, callbacks=[progress])
+        # judged: this rank's completions; times world_size, every completion of the run.
         result = {"items": len(train), "steps": result["global_step"],
-                  "unjudged": result["unjudged"], "log_history": result["log_history"]}
+                  "unjudged": result["unjudged"], "judged": result["judged"],
+                  "world_size": world_size(), "log_history": result["log_history"]}
     elif method in ("sft", "sft_known"):
         result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress])
     elif method == "dpo":

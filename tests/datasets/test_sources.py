@@ -96,12 +96,15 @@ def test_missing_column_fails_on_header(tmp_path):
         load_source(_src("popqa", path))
 
 
-def test_repeated_id_is_an_error(tmp_path):
+def test_exact_repeat_is_one_item_a_conflicting_repeat_is_an_error(tmp_path):
     path = tmp_path / "t.jsonl"
-    row = json.dumps({"question": "q", "question_id": "same", "answer": {"value": "v",
-                                                                         "aliases": []}})
-    path.write_text(row + "\n" + row + "\n")
-    with pytest.raises(ContractError, match="row 2 repeats id 'same' of row 1"):
+    row = {"question": "q", "question_id": "same", "answer": {"value": "v", "aliases": []}}
+    other = {"question": "q2", "question_id": "x", "answer": {"value": "w", "aliases": []}}
+    # TriviaQA rc: one row per evidence document, so a question repeats verbatim.
+    path.write_text("\n".join(json.dumps(r) for r in (row, other, row)) + "\n")
+    assert [it.native_id for it in load_source(_src("triviaqa", path))] == ["same", "x"]
+    path.write_text(json.dumps(row) + "\n" + json.dumps({**row, "question": "q?"}) + "\n")
+    with pytest.raises(ContractError, match="row 2 repeats id 'same' of row 1 with other content"):
         load_source(_src("triviaqa", path))
 
 

@@ -1,23 +1,19 @@
 """End to end: `dvc repro` of the whole toy study on a micro config, in a temp copy of the repo."""
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
 
-from conftest import ROOT, micro_params_dict
+from conftest import copy_repo, micro_params_dict
 from recall.study import METHODS
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"world", "split", "dedup", "validate", "pretrain", "judge", "sample@base",
+STAGES = {"world", "split", "embedder", "dedup", "validate", "base_model", "judge", "sample@base",
           *[f"train@{m}" for m in METHODS], "attribution", "transfer", "analyze",
           "judge_reliability"}
 
@@ -35,22 +31,7 @@ def _stages_run(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "models/", "runs/", "metrics/")):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "params.yaml").write_text(yaml.safe_dump(micro_params_dict(), sort_keys=False))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.pop("DVC_EXP_NAME", None)
-    _run(["git", "init", "-q"], dest, env)
-    _run(["git", "add", "-A"], dest, env)
-    _run(["git", "commit", "-qm", "micro"], dest, env)
+    env = copy_repo(dest, micro_params_dict())
     first = _run(["dvc", "repro"], dest, env)
     return dest, env, first
 

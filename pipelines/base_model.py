@@ -1,6 +1,11 @@
-"""Stage `pretrain`: tokenizer + tiny GPT-2 from scratch on biographies and instruction QA.
+"""Stage `base_model`: the policy every method starts from, in models/base.
 
-    python pipelines/pretrain.py [--params params.yaml] [--world data/world] [--out models/base]
+    python pipelines/base_model.py [--params params.yaml] [--world data/world] [--out models/base]
+
+`models.base.source: pretrain` (toy): a tokenizer and a tiny GPT-2 trained from scratch on
+the world's biographies and instruction QA. `hub` (paper): the pinned revision of a Hugging
+Face model, downloaded with $HF_TOKEN; `local`: a directory copied as it is. A real model is
+only ever staged here, never overwritten by a toy one.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from recall.compute import resolve
 from recall.config import load_params
 from recall.contract import read_items
 from recall.pretraining import build_tokenizer, corpus_documents, pretrain
+from recall.staging import stage_model
 from recall.tracking import stage_run
 
 
@@ -21,12 +27,19 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--world", type=Path, default=Path("data/world"))
     ap.add_argument("--out", type=Path, default=Path("models/base"))
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/pretrain.json"))
+    ap.add_argument("--metrics", type=Path, default=Path("metrics/base_model.json"))
     args = ap.parse_args()
     params = load_params(args.params)
 
-    with stage_run(params, "pretrain"):
+    with stage_run(params, "base_model"):
         import mlflow
+
+        if params.models.base.source != "pretrain":
+            record = stage_model("base", params.models.base, args.out)
+            args.metrics.parent.mkdir(parents=True, exist_ok=True)
+            args.metrics.write_text(json.dumps(record, indent=2) + "\n")
+            mlflow.set_tags({f"base.{k}": v for k, v in record.items()})
+            return
 
         items = read_items(args.world / "items.jsonl")
         bios = (args.world / "biographies.txt").read_text().splitlines()

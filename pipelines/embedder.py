@@ -1,0 +1,36 @@
+"""Stage `embedder`: the sentence-transformers model of dense dedup retrieval, in models/embedder.
+
+    python pipelines/embedder.py [--params params.yaml] [--out models/embedder]
+
+`models.embedder.source: hub` stages the pinned revision (paper: all-MiniLM-L6-v2, as a
+stand-in for the paper's unnamed embedder); `local` copies a directory; `none` (toy: TF-IDF
+retrieval) leaves an empty directory that records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from recall.config import load_params
+from recall.staging import stage_model
+from recall.tracking import stage_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", type=Path, default=Path("models/embedder"))
+    args = ap.parse_args()
+    params = load_params(args.params)
+    with stage_run(params, "embedder"):
+        import mlflow
+
+        record = stage_model("embedder", params.models.embedder, args.out)
+        mlflow.set_tags({f"embedder.{k}": v for k, v in record.items()})
+        print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
