@@ -85,6 +85,60 @@ def questions_from(path: Path) -> list[str]:
     return texts
 
 
+# The paper profile at micro scale: only sizes, steps and sample counts change, plus where
+# the micro inputs live (tests/pipelines/test_paper_profile.py, benchmarks/gpu_smoke.py).
+MICRO_PAPER_SCALE = {
+    "data": {"train_size": 120, "val_size": 16},
+    "dedup": {"top_k": 2},
+    "rollout": {"max_tokens": 12, "vllm": "off"},
+    "compute": {"num_processes": 1, "accelerate_config": "", "max_model_len": 512},
+    "sampling": {"n_samples": 4},
+    "grpo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
+             "save_steps": 2},
+    "study": {"seeds": [0], "sample_seeds": [0], "eval_points": 2},
+    "cot": {"max_tokens": 16},
+    "analyze": {"pass_k": [1, 2, 4], "bin_edges": [0, 1, 2, 4]},
+    "judge": {"base_url": "", "model": "models/judge", "max_concurrency": 8},
+    "tracking": {"uri": "sqlite:///mlflow.db", "log_models": False},
+}
+
+
+def micro_paper_inputs(out: Path, nq_dev: Path, simpleqa: Path) -> Path:
+    """Micro inputs in `out`: real NQ-open rows as the train and test files, 30 real
+    SimpleQA rows, and three staged-model directories (base, judge, embedder)."""
+    rows = Path(nq_dev).read_text(encoding="utf-8").splitlines()
+    (out / "nq_train.jsonl").write_text("\n".join(rows[:200]) + "\n")
+    (out / "nq_dev.jsonl").write_text("\n".join(rows[200:260]) + "\n")
+    csv_rows = Path(simpleqa).read_text(encoding="utf-8").splitlines(keepends=True)
+    (out / "simpleqa_test.csv").write_text("".join(csv_rows[:31]))  # header + 30 rows
+    texts = questions_from(nq_dev)
+    build_chat_model(out / "base", texts, seed=0)
+    build_chat_model(out / "judge", texts, seed=1)
+    build_embedder(out / "base", out / "embedder")
+    return out
+
+
+def micro_paper_params(paper_params: Path, inputs: Path, extra: dict | None = None) -> dict:
+    """`paper_params` (params-paper.yaml) with MICRO_PAPER_SCALE, the models staged from
+    `inputs` (source: local) and the selected datasets read from there; `extra` on top."""
+    import yaml
+
+    params = yaml.safe_load(Path(paper_params).read_text())
+    for section, values in MICRO_PAPER_SCALE.items():
+        params[section].update(values)
+    for section, values in (extra or {}).items():
+        params[section].update(values)
+    for role in ("base", "judge", "embedder"):
+        params["models"][role] = {"source": "local", "repo": "", "revision": "",
+                                  "path": str(inputs / role)}
+    files = {"nq_train": "nq_train.jsonl", "nq_dev": "nq_dev.jsonl",
+             "simpleqa_test": "simpleqa_test.csv"}
+    for source in params["data"]["datasets"]:
+        if source["name"] in files:
+            source["path"] = str(inputs / files[source["name"]])
+    return params
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("out", type=Path)

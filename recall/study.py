@@ -204,7 +204,7 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
                           dynamics=dynamics)
     if not is_main_process():  # training needs every rank; evaluation and files only one
         return {}
-    _release_accelerator_memory()  # the evaluation engine takes its share of the GPU next
+    peak = _release_accelerator_memory()  # the evaluation engine takes its share next
     greedy, samples = evaluate_policy(model_dir, items, judge, params, seed,
                                       f"{name}/seed{seed}", sample)
     write_jsonl(run_dir / "greedy.jsonl", greedy)
@@ -215,14 +215,20 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
     summary["dynamics"] = result["dynamics"].finish(summary["greedy_accuracy"])
     if sample:
         summary["pass_at_1_test"] = accuracy_by_split(samples)["test"]
+    if peak is not None:
+        summary["peak_gpu_gib_training"] = peak
     return summary
 
 
-def _release_accelerator_memory() -> None:
+def _release_accelerator_memory() -> float | None:
+    """Free the trainer's GPU memory; returns its peak in GiB (None without CUDA)."""
     import gc
 
     import torch
 
     gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    if not torch.cuda.is_available():
+        return None
+    peak = torch.cuda.max_memory_allocated() / 1024 ** 3
+    torch.cuda.empty_cache()
+    return peak

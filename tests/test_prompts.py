@@ -24,3 +24,64 @@ def test_each_style_extracts_its_own_answer():
     assert COT.answer(completion) == "zantrix"
     assert COT.render("where was x born ?").startswith("question : where was x born ?\n")
     assert '"answer :"' in COT.render("q")  # the prompt asks for the marker it parses
+
+
+# --- chat templates: the tokenizer decides, never the profile -------------------------------
+
+@pytest.fixture(scope="module")
+def chat_tokenizer(tmp_path_factory):
+    from recall.micro_model import build_tokenizer
+
+    return build_tokenizer(["who wrote hamlet", "william shakespeare"] * 20, vocab_size=300)
+
+
+def test_chat_model_gets_its_template_and_the_toy_the_raw_format(chat_tokenizer):
+    from recall.prompts import DIRECT, has_chat_template
+
+    assert has_chat_template(chat_tokenizer)
+    text = DIRECT.render("who wrote hamlet", chat_tokenizer)
+    assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>assistant\n")
+    assert "Question: who wrote hamlet<|im_end|>" in text and "no explanation" in text
+    assert DIRECT.render("who wrote hamlet") == "question : who wrote hamlet answer :"
+    # TRL's conversational format for chat models; TRL renders it with the same template.
+    assert DIRECT.training_prompt("q", chat_tokenizer) == [
+        {"role": "user", "content": DIRECT.chat.format(question="q")}]
+    assert chat_tokenizer.apply_chat_template(DIRECT.training_prompt("q", chat_tokenizer),
+                                              tokenize=False, add_generation_prompt=True) \
+        == DIRECT.render("q", chat_tokenizer)
+
+
+def test_training_completion_is_an_assistant_turn_for_chat(chat_tokenizer):
+    from recall.baselines import training_completion
+
+    assert training_completion(" Paris ", chat_tokenizer) == [
+        {"role": "assistant", "content": "Paris"}]
+
+    class Toy:
+        chat_template = None
+        eos_token = "[EOS]"
+
+    assert training_completion("paris", Toy()) == " paris [EOS]"
+
+
+def test_reward_grades_the_extracted_answer_of_conversational_completions():
+    from recall.judge import RuleJudge, reward_function
+
+    f = reward_function(RuleJudge())
+    chat = [[{"role": "assistant", "content": "Paris\nIt is the capital."}],
+            [{"role": "assistant", "content": "Rome"}]]
+    # One extractor for reward and evaluation: the first line, as evaluation grades it.
+    assert f(prompts=["q", "q"], completions=chat, question=["q", "q"],
+             answers=[["paris"], ["paris"]]) == [1.0, 0.0]
+
+
+def test_transformers_engine_sets_a_missing_pad_token(tmp_path):
+    from recall.engines import load_tokenizer
+    from recall.micro_model import build_tokenizer
+
+    tok = build_tokenizer(["a b c"] * 10, vocab_size=280)
+    tok.pad_token = None  # as Llama-3.1 ships
+    tok.save_pretrained(tmp_path)
+    loaded = load_tokenizer(tmp_path)
+    assert loaded.pad_token == loaded.eos_token == "<|im_end|>"
+    assert loaded.padding_side == "left"
