@@ -50,10 +50,14 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
 
 
 def build_chat_model(out_dir: Path, texts: Iterable[str], seed: int = 0,
-                     hidden_size: int = 64, layers: int = 2) -> Path:
+                     hidden_size: int = 64, layers: int = 2, flat_head: bool = False) -> Path:
     """Write a random-initialised Qwen2 model and its chat tokenizer to `out_dir`.
 
-    Two heads of 32: vLLM's CPU attention needs a head size of at least 32.
+    Two heads of 32: vLLM's CPU attention needs a head size of at least 32. `flat_head`
+    zeroes the output layer: every token is equally likely, so greedy decoding under a
+    constraint picks the allowed token of lowest id, and a micro judge gives the same
+    verdicts every time ("0", and "false" for containment) instead of random ones that
+    would, say, call every test item a leak.
     """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
@@ -62,11 +66,14 @@ def build_chat_model(out_dir: Path, texts: Iterable[str], seed: int = 0,
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size,
                          intermediate_size=2 * hidden_size, num_hidden_layers=layers,
                          num_attention_heads=hidden_size // 32, num_key_value_heads=1,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
+                         max_position_embeddings=1024, tie_word_embeddings=not flat_head,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=None)
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
+    if flat_head:
+        with torch.no_grad():
+            model.lm_head.weight.zero_()
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
     out_dir = Path(out_dir)
@@ -113,7 +120,7 @@ def micro_paper_inputs(out: Path, nq_dev: Path, simpleqa: Path) -> Path:
     (out / "simpleqa_test.csv").write_text("".join(csv_rows[:31]))  # header + 30 rows
     texts = questions_from(nq_dev)
     build_chat_model(out / "base", texts, seed=0)
-    build_chat_model(out / "judge", texts, seed=1)
+    build_chat_model(out / "judge", texts, seed=1, flat_head=True)
     build_embedder(out / "base", out / "embedder")
     return out
 

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from recall.compute import Resolved, barrier, is_main_process, load_model, per_device, trainer_kwargs
+from recall.compute import Resolved, is_main_process, load_model, per_device, trainer_kwargs
 from recall.config import RolloutConfig, fingerprint
 from recall.study_config import GRPOConfig, RLOOConfig
 from recall.contract import Judge, QAItem
@@ -121,8 +121,28 @@ def _resume_point(output_dir: Path, stamp: str) -> str | None:
             shutil.rmtree(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(stamp))
-    barrier()  # no rank looks for a checkpoint the main process is still deleting
+    else:
+        _wait_for_marker(marker, stamp)
     return get_last_checkpoint(str(output_dir))
+
+
+def _wait_for_marker(marker: Path, stamp: str, timeout_s: float = 600) -> None:
+    """Wait until the main process has cleared stale checkpoints and stamped the directory.
+
+    No process group exists yet here (the trainer makes it), so the ranks meet on the
+    shared checkpoint directory instead of a collective barrier."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(marker.read_text()) == stamp:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{marker}: the main process did not stamp the checkpoint directory "
+                       f"within {timeout_s:.0f} s (is it on storage every rank shares?)")
 
 
 def train_rl(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RLOOConfig,

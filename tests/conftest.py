@@ -142,3 +142,15 @@ def postgres(tmp_path_factory):
     proc, port = postgres_server.start(root / "server")
     yield lambda name: postgres_server.create_database(port, name)
     postgres_server.stop(proc)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests need CUDA: skipped with the reason everywhere else."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
