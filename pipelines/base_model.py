@@ -18,7 +18,7 @@ from recall.compute import resolve
 from recall.config import load_params
 from recall.contract import read_items
 from recall.pretraining import build_tokenizer, corpus_documents, pretrain
-from recall.staging import stage_model
+from recall.staging import stage_logged
 from recall.tracking import stage_run
 
 
@@ -35,10 +35,7 @@ def main() -> None:
         import mlflow
 
         if params.models.base.source != "pretrain":
-            record = stage_model("base", params.models.base, args.out)
-            args.metrics.parent.mkdir(parents=True, exist_ok=True)
-            args.metrics.write_text(json.dumps(record, indent=2) + "\n")
-            mlflow.set_tags({f"base.{k}": v for k, v in record.items()})
+            stage_logged("base", params.models.base, args.out, args.metrics)
             return
 
         items = read_items(args.world / "items.jsonl")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from recall.config import load_params
-from recall.staging import stage_model
+from recall.staging import stage_logged
 from recall.tracking import stage_run
 
 
@@ -25,11 +25,7 @@ def main() -> None:
     args = ap.parse_args()
     params = load_params(args.params)
     with stage_run(params, "embedder"):
-        import mlflow
-
-        record = stage_model("embedder", params.models.embedder, args.out)
-        mlflow.set_tags({f"embedder.{k}": v for k, v in record.items()})
-        print(json.dumps(record))
+        print(json.dumps(stage_logged("embedder", params.models.embedder, args.out)))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from recall.judge_server import serve_judge
 from recall.judge_training import (HELD_OUT_GROUPS, TRAIN_GROUPS, judge_pairs, judge_tokenizer,
                                    judge_training_pairs, train_judge)
 from recall.llm_judge import LLMJudge
-from recall.staging import stage_model
+from recall.staging import stage_logged
 from recall.tracking import stage_run
 
 
@@ -42,10 +42,7 @@ def main() -> None:
         import mlflow
 
         if params.models.judge.source != "train":
-            record = stage_model("judge", params.models.judge, args.out)
-            args.metrics.parent.mkdir(parents=True, exist_ok=True)
-            args.metrics.write_text(json.dumps(record, indent=2) + "\n")
-            mlflow.set_tags({f"judge.{k}": v for k, v in record.items()})
+            stage_logged("judge", params.models.judge, args.out, args.metrics)
             return
 
         items = read_items(args.world / "items.jsonl")

@@ -82,6 +82,19 @@ def stage_model(role: str, src: ModelSource, out: Path) -> dict:
     return record
 
 
+def stage_logged(role: str, src: ModelSource, out: Path, metrics: Path | None = None) -> dict:
+    """`stage_model`, with its record as the stage's metrics file and as tags of the active
+    MLflow run (the run's provenance: repo and revision, or path)."""
+    import mlflow
+
+    record = stage_model(role, src, out)
+    if metrics is not None:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        metrics.write_text(json.dumps(record, indent=2) + "\n")
+    mlflow.set_tags({f"{role}.{k}": v for k, v in record.items()})
+    return record
+
+
 def _from_hub(src: ModelSource, out: Path) -> dict:
     from huggingface_hub import snapshot_download
 

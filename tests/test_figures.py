@@ -17,7 +17,7 @@ def test_test_time_baselines_get_a_value_and_gain_per_dataset():
     assert ("| majority vote @32 (base) | - | 0.550 | +0.050 | +10.0% | 0.200 | -0.050 | -20.0% "
             "| - | - |") in text
     assert "| chain-of-thought (base) | - | 0.600 | +0.100 | +20.0% | 0.250 | +0.000 | +0.0% |" in text
-    assert "prompt cot/v2" in text and "12.5% of completions gave none" in text
+    assert "prompt cot/v3" in text and "12.5% of completions gave none" in text
 
 
 def test_chain_of_thought_not_run_is_n_a_with_the_reason():

@@ -1,0 +1,49 @@
+"""Model staging: a local directory is copied with its source recorded; a Hub source must
+pin a commit; offline staging from the Hub is a clear error, never a silent fallback."""
+
+import json
+
+import pytest
+
+from recall.staging import SOURCE_FILE, ModelSource, check_source, stage_model
+
+
+def test_local_source_is_copied_and_recorded(tmp_path):
+    src = tmp_path / "pre-staged"
+    src.mkdir()
+    (src / "config.json").write_text('{"model_type": "qwen2"}')
+    out = tmp_path / "models/base"
+    out.mkdir(parents=True)
+    (out / "stale.bin").write_text("from an earlier run")
+    record = stage_model("base", ModelSource("local", "", "", str(src)), out)
+    assert record == {"source": "local", "path": str(src)}
+    assert json.loads((out / SOURCE_FILE).read_text()) == record
+    assert (out / "config.json").read_text() == '{"model_type": "qwen2"}'
+    assert not (out / "stale.bin").exists()
+
+
+def test_hub_source_must_pin_a_full_commit():
+    problems = check_source("judge", ModelSource("hub", "Qwen/Qwen2.5-72B-Instruct", "main", ""))
+    assert problems == ["models.judge.revision must be a full 40-hex commit of "
+                        "Qwen/Qwen2.5-72B-Instruct (a branch moves under a running study), "
+                        "got 'main'"]
+    assert "models.base.repo is empty" in check_source("base", ModelSource("hub", "", "a" * 40, ""))[0]
+    assert check_source("base", ModelSource("hub", "org/m", "0123456789abcdef" * 2 + "01234567",
+                                            "")) == []
+
+
+def test_hub_staging_offline_is_an_error_naming_the_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = ModelSource("hub", "Qwen/Qwen2.5-7B-Instruct", "a09a35458c702b33eeacc393d103063234e8bc28", "")
+    with pytest.raises(RuntimeError, match="staging Qwen/Qwen2.5-7B-Instruct@a09a3545.* needs the "
+                                           "Hub, but HF_HUB_OFFLINE=1"):
+        stage_model("base", src, tmp_path / "base")
+
+
+def test_none_leaves_a_recorded_empty_directory_and_pretrain_is_not_staged(tmp_path):
+    assert stage_model("embedder", ModelSource("none", "", "", ""), tmp_path / "e") == \
+        {"source": "none"}
+    with pytest.raises(ValueError, match="models.base.source 'pretrain' is built by its own stage"):
+        stage_model("base", ModelSource("pretrain", "", "", ""), tmp_path / "b")
+    with pytest.raises(FileNotFoundError, match="models.base.path: no directory"):
+        stage_model("base", ModelSource("local", "", "", str(tmp_path / "missing")), tmp_path / "b")
