@@ -28,7 +28,7 @@ def gpu_params(inputs: Path, dry_run: bool) -> dict:
     from recall.micro_model import micro_paper_params
 
     extra = {"compute": {"device": "cpu" if dry_run else "cuda", "precision": "auto"},
-             "rollout": {"vllm": "off" if dry_run else "colocate"}}
+             "rollout": {"vllm": "none" if dry_run else "colocate"}}
     return micro_paper_params(ROOT / "params-paper.yaml", inputs, extra)
 
 

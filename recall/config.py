@@ -128,9 +128,11 @@ class RolloutConfig:
     top_p: float  # paper 1.0
     top_k: int  # paper -1 (disabled)
     max_tokens: int  # answers are short; no chain of thought (an instruct model's: ~32)
-    # GRPO/RLOO rollouts: off (the policy's own generate), colocate (vLLM on the trainer's
+    # GRPO/RLOO rollouts: none (the policy's own generate), colocate (vLLM on the trainer's
     # GPUs, TRL's colocate mode) or server (TRL's `trl vllm-serve` at vllm_server_url).
-    vllm: Literal["off", "colocate", "server"]
+    # ("none", not "off": YAML 1.1 reads an unquoted off as false, and `dvc exp run -S`
+    # rewrites params.yaml without the quotes.)
+    vllm: Literal["none", "colocate", "server"]
     vllm_server_url: str
 
 

@@ -50,36 +50,61 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
 
 
 def build_chat_model(out_dir: Path, texts: Iterable[str], seed: int = 0,
-                     hidden_size: int = 64, layers: int = 2, flat_head: bool = False) -> Path:
+                     hidden_size: int = 64, layers: int = 2, judge_head: bool = False) -> Path:
     """Write a random-initialised Qwen2 model and its chat tokenizer to `out_dir`.
 
-    Two heads of 32: vLLM's CPU attention needs a head size of at least 32. `flat_head`
-    zeroes the output layer: every token is equally likely, so greedy decoding under a
-    constraint picks the allowed token of lowest id, and a micro judge gives the same
-    verdicts every time ("0", and "false" for containment) instead of random ones that
-    would, say, call every test item a leak.
+    Two heads of 32: vLLM's CPU attention needs a head size of at least 32. `judge_head`
+    zeroes the output layer except the row of "1": under a constraint, greedy decoding then
+    picks "1" where the prompt's last hidden state points along that row (about half the
+    prompts, each always the same way) and otherwise the allowed token of lowest id ("0";
+    "false" for containment). So a micro judge grades deterministically, some answers right
+    and some wrong, and never calls a test item a leak, where a random head could call them
+    all leaks.
     """
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
+    texts = list(texts)
     tokenizer = build_tokenizer(texts)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=hidden_size,
                          intermediate_size=2 * hidden_size, num_hidden_layers=layers,
                          num_attention_heads=hidden_size // 32, num_key_value_heads=1,
-                         max_position_embeddings=1024, tie_word_embeddings=not flat_head,
+                         max_position_embeddings=1024, tie_word_embeddings=not judge_head,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=None)
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
-    if flat_head:
-        with torch.no_grad():
-            model.lm_head.weight.zero_()
+    if judge_head:
+        _judge_head(model, tokenizer, list(texts))
     model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
     out_dir = Path(out_dir)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def _judge_head(model, tokenizer, texts: list[str]) -> None:
+    """Zero the output layer but the row of "1", and make that row orthogonal to the mean
+    last hidden state of grading prompts: "1" then wins on about half of them (each always
+    the same way), "0" on the rest."""
+    import torch
+
+    from recall.prompts import JUDGE_BINARY
+
+    prompts = [tokenizer.apply_chat_template(
+        [{"role": "user", "content": JUDGE_BINARY.render(q, (a,), c)}], tokenize=False,
+        add_generation_prompt=True) for q, a, c in zip(texts[0::3], texts[1::3], texts[2::3])][:64]
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                    add_special_tokens=False)
+    with torch.no_grad():
+        last = model.model(**enc).last_hidden_state[:, -1]
+        one = tokenizer.convert_tokens_to_ids("1")
+        row = model.lm_head.weight[one].clone()
+        mean = last.mean(0)
+        row -= (row @ mean) / (mean @ mean) * mean
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[one] = row * 10 / row.norm()
 
 
 def questions_from(path: Path) -> list[str]:
@@ -97,7 +122,7 @@ def questions_from(path: Path) -> list[str]:
 MICRO_PAPER_SCALE = {
     "data": {"train_size": 120, "val_size": 16},
     "dedup": {"top_k": 2},
-    "rollout": {"max_tokens": 12, "vllm": "off"},
+    "rollout": {"max_tokens": 12, "vllm": "none"},
     "compute": {"num_processes": 1, "accelerate_config": "", "max_model_len": 512},
     "sampling": {"n_samples": 4},
     "grpo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
@@ -105,6 +130,15 @@ MICRO_PAPER_SCALE = {
     "study": {"seeds": [0], "sample_seeds": [0], "eval_points": 2},
     "cot": {"max_tokens": 16},
     "analyze": {"pass_k": [1, 2, 4], "bin_edges": [0, 1, 2, 4]},
+    "rloo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
+             "save_steps": 2},
+    "sft": {"epochs": 1, "batch_size": 8},
+    "sft_known": {"epochs": 1, "batch_size": 8},
+    "dpo": {"epochs": 1, "batch_size": 8},
+    "rft": {"rounds": 2, "samples_per_item": 2, "batch_size": 8},
+    # Accessibility counts correct answers of sampling.n_samples (4 here, 128 in the paper).
+    "attribution": {"partitions": {"inaccessible": [0, 0], "any": [0, 4]},
+                    "prompts_per_step": 4},
     "judge": {"base_url": "", "model": "models/judge", "max_concurrency": 8},
     "tracking": {"uri": "sqlite:///mlflow.db", "log_models": False},
 }
@@ -120,7 +154,7 @@ def micro_paper_inputs(out: Path, nq_dev: Path, simpleqa: Path) -> Path:
     (out / "simpleqa_test.csv").write_text("".join(csv_rows[:31]))  # header + 30 rows
     texts = questions_from(nq_dev)
     build_chat_model(out / "base", texts, seed=0)
-    build_chat_model(out / "judge", texts, seed=1, flat_head=True)
+    build_chat_model(out / "judge", texts, seed=1, judge_head=True)
     build_embedder(out / "base", out / "embedder")
     return out
 

@@ -216,9 +216,10 @@ def findings(table: Mapping, majority: float, shares: Mapping | None, dataset: s
     k_match = next((k for k in sorted(pk) if pk[k] >= grpo["mean"]), None)
     out.append(f"4. **Post-RL greedy vs pre-RL pass@k.** Post-GRPO greedy {grpo['mean']:.3f}; "
                f"pre-RL pass@1 {pk[min(pk)]:.3f}, pass@{max(pk)} {pk[max(pk)]:.3f}. "
-               + (f"Post-RL greedy reaches pre-RL pass@{k_match} ({pk[k_match]:.3f}): "
-                  f"RL moves sampled-but-not-greedy answers into greedy decoding."
-                  if k_match else "Post-RL greedy exceeds every pre-RL pass@k measured."))
+               + (f"The smallest k whose pre-RL pass@k ({pk[k_match]:.3f}) is at least post-RL "
+                  f"greedy is {k_match}: RL moves sampled-but-not-greedy answers into greedy "
+                  f"decoding." if k_match else
+                  "Post-RL greedy exceeds every pre-RL pass@k measured."))
     if shares:
         parts = shares["partitions"]
         out.append(f"5. **Attribution.** Full-data GRPO gain {plus_minus(shares['full_gain'], '{:+.3f}')}; "

@@ -94,8 +94,8 @@ def rl_arguments(cfg: RLOOConfig, rollout: RolloutConfig, output_dir: Path, seed
 
 
 def vllm_arguments(rollout: RolloutConfig, compute: Resolved) -> dict:
-    """TRL's vLLM rollout fields for `rollout.vllm` (off: the policy's own generate)."""
-    if rollout.vllm == "off":
+    """TRL's vLLM rollout fields for `rollout.vllm` (none: the policy's own generate)."""
+    if rollout.vllm == "none":
         return {"use_vllm": False}
     common = {"use_vllm": True, "vllm_mode": rollout.vllm}
     if rollout.vllm == "server":

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 DO_NOT_TRACK=1 VLLM_NO_USAGE_STATS=1 DVC_NO_ANALYTICS=1
-PY=${PYTHON:-.venv/bin/python}
-[ -x "$PY" ] || PY=python3
-PATH="$(dirname "$PY"):$PATH" "$PY" benchmarks/gpu_smoke.py "$@"
+PY=${PYTHON:-$PWD/.venv/bin/python}
+[ -x "$PY" ] || PY=$(command -v python3)
+# Absolute: the script runs `recall` and `dvc` from a scratch directory.
+PATH="$(cd "$(dirname "$PY")" && pwd):$PATH" "$PY" benchmarks/gpu_smoke.py "$@"
