@@ -5,7 +5,7 @@ per test item at the rollout settings), as the sample stage draws them.
 
     python benchmarks/engines.py [--model models/base] [--items data/validated/items.jsonl]
                                  [--split test] [--n 128] [--limit 0]
-Run `dvc repro pretrain` first (or `make experiment`) so the model and items exist.
+Run `dvc repro base_model` first (or `make experiment`) so the model and items exist.
 Prints one table row per engine; it is a benchmark, not a test: nothing is asserted.
 """
 
