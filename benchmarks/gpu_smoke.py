@@ -32,29 +32,12 @@ def gpu_params(inputs: Path, dry_run: bool) -> dict:
     return micro_paper_params(ROOT / "params-paper.yaml", inputs, extra)
 
 
-def workspace(dest: Path, params: dict) -> None:
-    """The project's tracked files in `dest`, a git repo of its own, with `params`."""
-    import yaml
-
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
-    for rel in files:
-        if not rel.startswith(("data/", "models/", "runs/", "metrics/")) and (ROOT / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            (dest / rel).write_bytes((ROOT / rel).read_bytes())
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=smoke", "-c", "user.email=smoke@local", "commit", "-qm",
-                 "smoke"]):
-        subprocess.run(cmd, cwd=dest, check=True)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--keep", type=Path, help="work here instead of a temporary directory")
     args = ap.parse_args()
-    from recall.micro_model import micro_paper_inputs
+    from recall.micro_model import micro_paper_inputs, scratch_repo
 
     with tempfile.TemporaryDirectory() as scratch:
         work = args.keep or Path(scratch)
@@ -62,7 +45,7 @@ def main() -> int:
         (work / "repo").mkdir(exist_ok=True)
         inputs = micro_paper_inputs(work / "inputs", SHARED / "nq_open/NQ-open.dev.jsonl",
                                     SHARED / "simpleqa/simple_qa_test_set.csv")
-        workspace(work / "repo", gpu_params(inputs, args.dry_run))
+        scratch_repo(ROOT, work / "repo", gpu_params(inputs, args.dry_run))
         plan = subprocess.run(["recall", "plan"], cwd=work / "repo", text=True)
         if plan.returncode or args.dry_run:
             print(f"gpu_smoke: dry run {'passed' if not plan.returncode else 'FAILED'}")

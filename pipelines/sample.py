@@ -37,8 +37,8 @@ def main() -> None:
         import mlflow
 
         items = read_items(args.items)
-        engine = engine_for(params, model_dir)  # the one engine of the run, for every model
-        try:
+        # The one engine of the run, for every model; closed before the judge server stops.
+        with engine_for(params, model_dir) as engine:
             start = time.perf_counter()
             greedy_pool = [it for it in items if it.split in cfg.greedy_splits]
             greedy, unjudged_greedy = sample_items(engine, judge, greedy_pool,
@@ -52,8 +52,6 @@ def main() -> None:
             n_samples = sum(len(r.completions) for r in samples)
             cot, unjudged_cot = (_cot(engine, judge, items, params.cot, args.model, out)
                                  if params.cot.run else ({}, 0))
-        finally:
-            engine.close()  # its core process, before the judge server stops
         summary = {
             "greedy_accuracy": accuracy_by_split(greedy),
             "sample_accuracy": accuracy_by_split(samples),

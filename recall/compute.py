@@ -110,18 +110,14 @@ def trainer_kwargs(res: Resolved) -> dict:
                 ddp_timeout=EVALUATION_WAIT_S)
 
 
-def model_kwargs(res: Resolved) -> dict:
-    """`from_pretrained` kwargs: fp32 master weights, the configured attention."""
-    import torch
-
-    return dict(dtype=torch.float32, attn_implementation=res.attn_implementation)
-
-
 def load_model(model_dir, res: Resolved):
-    """A causal LM for training, in fp32 master weights (see the module docstring)."""
+    """A causal LM for training: fp32 master weights (see the module docstring) and the
+    configured attention."""
+    import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, **model_kwargs(res))
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                attn_implementation=res.attn_implementation)
 
 
 def per_device(total: int, micro: int, what: str, ranks: int | None = None) -> tuple[int, int]:

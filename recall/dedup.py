@@ -153,17 +153,8 @@ class HeuristicVerifier:
         return out
 
 
-CONTAINMENT_SCHEMA = {
-    "type": "object",
-    # The length cap keeps a reply inside max_tokens, so it always closes as valid JSON.
-    "properties": {"is_contained": {"type": "boolean"},
-                   "reasoning": {"type": "string", "maxLength": 200}},
-    "required": ["is_contained", "reasoning"],
-    "additionalProperties": False,
-}
-
-
-# CONTAINMENT_SCHEMA's replies, with no free whitespace and a reasoning short enough to close.
+# The verdict object {"is_contained": bool, "reasoning": str}, with no free whitespace and a
+# reasoning short enough that a reply always closes inside max_tokens as valid JSON.
 CONTAINMENT_REGEX = r'\{"is_contained": ?(true|false), ?"reasoning": ?"[^"\\\n]{1,200}"\}'
 
 

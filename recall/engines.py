@@ -31,7 +31,20 @@ def load_tokenizer(model_dir, padding_side: str | None = "left"):
     return tokenizer
 
 
-class TransformersEngine:
+class _Closing:
+    """`with engine:` closes it on the way out, error or not."""
+
+    def close(self) -> None:
+        """Nothing to stop by default: the model lives in this process."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TransformersEngine(_Closing):
     name = "transformers"
 
     def __init__(self, model_dir: str, max_sequences: int = 4096, compute=None):
@@ -91,9 +104,6 @@ class TransformersEngine:
         texts = [t.strip() for t in texts]
         return [texts[i * s.n:(i + 1) * s.n] for i in range(len(prompts))]
 
-    def close(self) -> None:
-        """Nothing to stop: the model lives in this process."""
-
     def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
         torch.manual_seed(settings.seed)
         step = max(1, self.max_sequences // settings.n)
@@ -104,7 +114,7 @@ class TransformersEngine:
         return out
 
 
-class VLLMEngine:
+class VLLMEngine(_Closing):
     name = "vllm"
 
     def __init__(self, model_dir: str, seed: int = 0, compute=None, options=None):

@@ -6,7 +6,8 @@ progress for every method (the paper's Figure 1).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 from transformers import TrainerCallback
 
@@ -15,6 +16,17 @@ from recall.contract import Judge, QAItem
 from recall.engines import TransformersEngine
 from recall.compute import is_main_process
 from recall.sampling import accuracy_by_split, greedy_settings, raw_completions, sample_items
+
+
+@contextlib.contextmanager
+def eval_mode(model) -> Iterator[None]:
+    """The live policy in eval mode for the block, back in its training mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 def greedy_accuracy(engine, judge: Judge, items: Sequence[QAItem], rollout: RolloutConfig) -> float:
@@ -37,13 +49,9 @@ class GreedyEvaluation(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every:
             return
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             acc = greedy_accuracy(TransformersEngine.from_model(model, self.tokenizer), self.judge,
                                   self.items, self.rollout)
-        finally:
-            model.train(was_training)
         self.on_eval(state.global_step, acc)
 
 
@@ -65,13 +73,9 @@ def progress_steps(max_steps: int, points: int) -> dict[int, float]:
 def greedy_by_split(model, tokenizer, judge: Judge, items: Sequence[QAItem],
                     rollout: RolloutConfig) -> dict[str, float]:
     """Greedy accuracy of an in-memory model, per split of `items`."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         records, unjudged = sample_items(TransformersEngine.from_model(model, tokenizer), judge,
                                          items, greedy_settings(rollout), "policy")
-    finally:
-        model.train(was_training)
     if unjudged:
         raise RuntimeError(f"the judge gave no verdict on {unjudged} greedy answers")
     return accuracy_by_split(records)
@@ -108,13 +112,9 @@ class ProgressEvaluation(TrainerCallback):
         if not is_main_process():
             # Sharded weights (FSDP, ZeRO-3) need every rank in each forward pass, so every
             # rank decodes the same greedy answers; only the main process judges and records.
-            was_training = model.training
-            model.eval()
-            try:
+            with eval_mode(model):
                 raw_completions(TransformersEngine.from_model(model, self.tokenizer), self.items,
                                 greedy_settings(self.rollout))
-            finally:
-                model.train(was_training)
             return
         for split, acc in greedy_by_split(model, self.tokenizer, self.judge, self.items,
                                           self.rollout).items():

@@ -180,6 +180,30 @@ def micro_paper_params(paper_params: Path, inputs: Path, extra: dict | None = No
     return params
 
 
+def scratch_repo(root: Path, dest: Path, params: dict) -> Path:
+    """The project at `root` (its files, no outputs) copied into `dest` as a git repo of its
+    own with `params` as params.yaml: where a micro study runs `dvc repro` without touching
+    the real workspace (the end-to-end tests, benchmarks/gpu_smoke.py)."""
+    import shutil
+    import subprocess
+
+    import yaml
+
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=root, capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        src = Path(root) / rel
+        if src.is_file() and not rel.startswith(("data/", "models/", "runs/", "metrics/")):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    identity = ["-c", "user.name=recall", "-c", "user.email=recall@localhost"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", *identity, "commit", "-qm", "micro"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("out", type=Path)

@@ -103,11 +103,8 @@ def item_counts(params: Params) -> dict[str, int]:
         return {"train": w.n_rl_train * per, "val": w.n_val * per, "test": w.n_test * per}
     counts = {"train": 0, "val": 0, "test": 0}
     by_name = {src.name: src for src in params.data.datasets}
-    for name in params.data.select:
-        src = by_name.get(name)
-        rows = _rows(src) if src is not None else 0
-        if src is None:
-            continue
+    for src in (by_name[name] for name in params.data.select if name in by_name):
+        rows = _rows(src)
         if src.role == "train":
             counts["val"] += min(params.data.val_size, rows)
             counts["train"] += min(params.data.train_size, max(0, rows - params.data.val_size))

@@ -90,23 +90,18 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
     """
     from recall.engines import engine_for
 
-    engine = engine_for(params, model_dir)
-    try:
-        return _evaluate(engine, items, judge, params, seed, name, sample)
-    finally:
-        engine.close()
-
-
-def _evaluate(engine, items, judge, params, seed, name, sample):
     cfg = params.sampling
-    greedy, unjudged = sample_items(engine, judge, [it for it in items
-                                                    if it.split in cfg.greedy_splits],
-                                    greedy_settings(params.rollout), name)
-    samples: list[SampleRecord] = []
-    if sample:
-        samples, more = sample_items(engine, judge, [it for it in items if it.split == "test"],
-                                     rollout_settings(params.rollout, cfg.n_samples, seed), name)
-        unjudged += more
+    with engine_for(params, model_dir) as engine:
+        greedy, unjudged = sample_items(engine, judge, [it for it in items
+                                                        if it.split in cfg.greedy_splits],
+                                        greedy_settings(params.rollout), name)
+        samples: list[SampleRecord] = []
+        if sample:
+            samples, more = sample_items(engine, judge,
+                                         [it for it in items if it.split == "test"],
+                                         rollout_settings(params.rollout, cfg.n_samples, seed),
+                                         name)
+            unjudged += more
     if unjudged:
         raise RuntimeError(f"{name}: the judge gave no verdict on {unjudged} answers")
     return greedy, samples

@@ -119,8 +119,8 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
             mlflow.set_tag("optuna.state", "PRUNED")
             raise
         # The run's one evaluation engine, as for every other model.
-        acc = greedy_accuracy(engine_for(trial_params, Path(scratch) / "model"), judge, val,
-                              trial_params.rollout)
+        with engine_for(trial_params, Path(scratch) / "model") as engine:
+            acc = greedy_accuracy(engine, judge, val, trial_params.rollout)
         mlflow.log_metric("val_greedy_acc_final", acc)
         mlflow.set_tag("optuna.state", "COMPLETE")
     return acc

@@ -44,25 +44,16 @@ MICRO = {
 def copy_repo(dest: Path, params: dict) -> dict:
     """The project's files (no outputs) in `dest` as a fresh git repo with `params` as its
     params.yaml; returns the environment to run `dvc` there with."""
-    import shutil
-    import subprocess
     import sys
 
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "models/", "runs/", "metrics/")):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    from recall.micro_model import scratch_repo
+
+    scratch_repo(ROOT, dest, params)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t",
            "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("DVC_EXP_NAME", None)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "micro"]):
-        subprocess.run(cmd, cwd=dest, env=env, check=True, capture_output=True)
     return env
 
 

@@ -144,3 +144,18 @@ def test_rloo_section_builds_trl_rloo_arguments(micro_params, tmp_path):
     bad = dataclasses.replace(r, prompts_per_step=6, micro_batch_prompts=4)
     with pytest.raises(ValueError, match="rloo.prompts_per_step"):
         rl_arguments(bad, micro_params.rollout, tmp_path, seed=0, compute=CPU, report_to=())
+
+
+def test_vllm_rollout_modes_map_to_trl(micro_params, tmp_path):
+    colocate = dataclasses.replace(micro_params.rollout, vllm="colocate")
+    args = rl_arguments(micro_params.grpo, colocate, tmp_path, seed=0, compute=CPU, report_to=())
+    assert args.use_vllm and args.vllm_mode == "colocate"
+    server = dataclasses.replace(micro_params.rollout, vllm="server",
+                                 vllm_server_url="http://rollouts:8000")
+    args = rl_arguments(micro_params.grpo, server, tmp_path, seed=0, compute=CPU, report_to=())
+    assert args.vllm_mode == "server" and args.vllm_server_base_url == "http://rollouts:8000"
+    with pytest.raises(ValueError, match="rollout.vllm is 'server' but rollout.vllm_server_url"):
+        rl_arguments(micro_params.grpo, dataclasses.replace(server, vllm_server_url=""), tmp_path,
+                     seed=0, compute=CPU, report_to=())
+    assert not rl_arguments(micro_params.grpo, micro_params.rollout, tmp_path, seed=0,
+                            compute=CPU, report_to=()).use_vllm
