@@ -103,26 +103,31 @@ def _str_list(obj: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(values)
 
 
+def text(obj: dict, key: str, where: str) -> str:
+    """obj[key] as a string with more than white space, else ContractError naming it."""
+    value = require_field(obj, key, str, where)
+    if not value.strip():
+        raise ContractError(f"{where}: field '{key}' is empty; expected a non-empty string")
+    return value
+
+
 def item_from_dict(obj: dict, where: str) -> QAItem:
     """Validate one decoded line of a QA file."""
     fact = obj.get("fact")
     if fact is not None:
         if not isinstance(fact, dict):
             raise ContractError(f"{where}: field 'fact' must be an object or null, got {fact!r}")
-        fact = Fact(require_field(fact, "subject", str, where + " fact"),
-                    require_field(fact, "relation", str, where + " fact"))
+        fact = Fact(text(fact, "subject", where + " fact"),
+                    text(fact, "relation", where + " fact"))
     elif "fact" not in obj:
         raise ContractError(f"{where}: missing field 'fact' (use null when unknown)")
     split = require_field(obj, "split", str, where)
     if split not in SPLITS:
         raise ContractError(f"{where}: field 'split' must be one of {SPLITS}, got {split!r}")
-    question = require_field(obj, "question", str, where)
-    if not question.strip():
-        raise ContractError(f"{where}: field 'question' is empty")
     return QAItem(
-        id=require_field(obj, "id", str, where),
-        dataset=require_field(obj, "dataset", str, where),
-        question=question,
+        id=text(obj, "id", where),
+        dataset=text(obj, "dataset", where),
+        question=text(obj, "question", where),
         answers=_str_list(obj, "answers", where),
         fact=fact,
         split=split,
@@ -152,24 +157,63 @@ def record_from_dict(obj: dict, where: str) -> SampleRecord:
     )
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 file, a leading BOM dropped, newlines kept.
+
+    Lines are split on bytes first: in UTF-8 the byte 0x0A only ever means a newline, so a
+    line decodes on its own, and a decode error names its line and column (a bare
+    UnicodeDecodeError names neither the file nor the line)."""
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1:
+                if raw.startswith(UTF16_BOMS):
+                    raise ContractError(f"{path}:1: the file is UTF-16 (it starts with a UTF-16 "
+                                        "byte-order mark); expected UTF-8: re-save it as UTF-8")
+                raw = raw.removeprefix(b"\xef\xbb\xbf")
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ContractError(
+                    f"{path}:{lineno}: not UTF-8: byte 0x{raw[err.start]:02x} at column "
+                    f"{err.start + 1} ({err.reason}); expected UTF-8 text (a Latin-1 or "
+                    "Windows-1252 file? re-save it as UTF-8)") from None
+
+
 def read_jsonl(path: str | Path, parse) -> Iterator:
     """Parse each non-empty line with `parse(obj, where)`; `where` is 'file:line' for errors."""
-    with Path(path).open() as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ContractError(f"{where}: not valid JSON ({err.msg})") from err
-            if not isinstance(obj, dict):
-                raise ContractError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            yield parse(obj, where)
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ContractError(f"{where}: not valid JSON ({err.msg})") from err
+        if not isinstance(obj, dict):
+            raise ContractError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        yield parse(obj, where)
+
+
+def unique_ids(rows: Iterable[tuple[str, str]], what: str) -> None:
+    """ContractError naming both places when an id repeats; rows are (id, 'file:line')."""
+    seen: dict[str, str] = {}
+    for key, where in rows:
+        if key in seen:
+            raise ContractError(f"{where}: {what} {key!r} repeats the one at {seen[key]}; "
+                                "expected unique ids")
+        seen[key] = where
 
 
 def read_items(path: str | Path) -> list[QAItem]:
-    return list(read_jsonl(path, item_from_dict))
+    """Every item of a QA file; an empty file or a repeated id is an error."""
+    located = list(read_jsonl(path, lambda obj, where: (item_from_dict(obj, where), where)))
+    if not located:
+        raise ContractError(f"{path}: holds no items; expected one JSON object per line")
+    unique_ids(((item.id, where) for item, where in located), "id")
+    return [item for item, _ in located]
 
 
 def read_records(path: str | Path) -> list[SampleRecord]:

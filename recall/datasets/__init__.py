@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +29,7 @@ class RawItem:
     question: str
     answers: tuple[str, ...]
     fact: Fact | None
+    where: str = dataclass_field(default="", compare=False)  # 'file:line', for error messages
 
 
 def answer_list(values, where: str, field: str) -> tuple[str, ...]:
@@ -63,18 +64,36 @@ def text_field(row: dict, name: str, where: str) -> str:
 
 
 def read_table(path: Path, delimiter: str, required: tuple[str, ...]) -> Iterator[tuple[str, dict]]:
-    """CSV/TSV rows as ('file:line', row); a missing column fails on the header."""
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh, delimiter=delimiter)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
+    """CSV/TSV rows as ('file:line', row). A missing column fails on the header; a row whose
+    field count differs from the header's (an unquoted delimiter, or a quote left open that
+    swallowed the rows after it) fails naming the line it starts on."""
+    from recall.contract import text_lines
+
+    reader = csv.reader((line for _, line in text_lines(path)), delimiter=delimiter, strict=True)
+    start = 1
+    try:
+        header = next(reader, None)
+        missing = [c for c in required if c not in (header or [])]
         if missing:
-            raise ContractError(f"{path}:1: header lacks column(s) {missing}; "
-                                f"got {reader.fieldnames}")
+            raise ContractError(f"{path}:1: header lacks column(s) {missing}; got {header}")
         start = 2
-        for row in reader:
-            # A quoted field may span lines: name the line the row starts on.
-            yield f"{path}:{start}", row
+        for cells in reader:
+            where = f"{path}:{start}"  # a quoted field may span lines: name the row's first
+            if len(cells) != len(header):
+                spans = reader.line_num - start + 1
+                raise ContractError(
+                    f"{where}: {len(cells)} field(s), expected {len(header)} as in the header "
+                    f"{header}" + (f"; the row runs over {spans} lines, so a quote is probably "
+                                   "left open" if spans > 1 else "; an unquoted "
+                                   f"{'comma' if delimiter == ',' else 'tab'} in a field?"))
+            yield where, dict(zip(header, cells))
             start = reader.line_num + 1
+    except csv.Error as err:
+        # strict: text after a closing quote is an error, which is how a quote left open
+        # mid-file shows once the runaway field meets the next row's quotes.
+        raise ContractError(f"{path}:{start}: the row starting here is not valid "
+                            f"{'CSV' if delimiter == ',' else 'TSV'}: {err} (at line "
+                            f"{reader.line_num}); a quote left open?") from None
 
 
 def read_json_lines(path: Path, parse_row) -> Iterator[RawItem]:
@@ -98,30 +117,34 @@ def _local_file(source: SourceConfig, root: Path) -> Path | None:
 
 
 def load_source(source: SourceConfig, root: Path = Path(".")) -> list[RawItem]:
-    """Every row of one source: the local file if it exists, else its Hub split."""
+    """Every row of one source: the local file if it exists, else its Hub split. An empty
+    source is an error, and so is a repeated id (both rows named), except a format's declared
+    verbatim repeats (TriviaQA's rc configs: one row per evidence document)."""
     fmt = _format(source.format)
     path = _local_file(source, root)
     if path is not None:
-        items = list(fmt.read_file(path))
-        origin = str(path)
+        items, origin = list(fmt.read_file(path)), str(path)
     elif source.hub_id:
         items, origin = _from_hub(source, fmt), f"{source.hub_id}[{source.hub_split}]"
     else:
         raise ContractError(f"data.datasets '{source.name}': file {source.path!r} does not exist "
                             "and no hub_id is set")
-    # TriviaQA's rc configs repeat a question once per evidence document: an exact repeat
-    # (same id, question and answers) is one item; the same id with other content is an error.
-    seen: dict[str, int] = {}
+    if not items:
+        raise ContractError(f"{origin}: data.datasets '{source.name}' holds no rows; expected "
+                            f"at least one {source.format} row")
+    seen: dict[str, RawItem] = {}
     unique = []
-    for n, item in enumerate(items):
-        if item.native_id in seen:
-            first = items[seen[item.native_id]]
-            if (first.question, first.answers) != (item.question, item.answers):
-                raise ContractError(f"{origin}: row {n + 1} repeats id {item.native_id!r} "
-                                    f"of row {seen[item.native_id] + 1} with other content")
-            continue
-        seen[item.native_id] = n
-        unique.append(item)
+    for item in items:
+        first = seen.get(item.native_id)
+        if first is None:
+            seen[item.native_id] = item
+            unique.append(item)
+        elif not (getattr(fmt, "VERBATIM_REPEATS", False)
+                  and (first.question, first.answers) == (item.question, item.answers)):
+            raise ContractError(f"{item.where}: id {item.native_id!r} repeats the one at "
+                                f"{first.where}" + (" with other content" if getattr(
+                                    fmt, "VERBATIM_REPEATS", False) else "")
+                                + "; expected unique ids")
     return unique
 
 

@@ -14,7 +14,8 @@ from recall.datasets import RawItem, answer_list, field, read_json_lines, text_f
 
 def parse_row(row: dict, where: str, index: int) -> RawItem:
     return RawItem(native_id=f"{index:05d}", question=text_field(row, "question", where),
-                   answers=answer_list(field(row, "answer", where), where, "answer"), fact=None)
+                   answers=answer_list(field(row, "answer", where), where, "answer"), fact=None,
+                   where=where)
 
 
 def read_file(path: Path) -> Iterator[RawItem]:

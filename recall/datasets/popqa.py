@@ -18,17 +18,19 @@ COLUMNS = ("id", "subj", "prop", "question", "possible_answers")
 
 
 def parse_row(row: dict, where: str, index: int) -> RawItem:
+    # The Hub copy's ids are ints, the TSV's strings: both become a non-empty string.
     raw = field(row, "possible_answers", where)
     try:
         answers = json.loads(raw) if isinstance(raw, str) else raw
     except json.JSONDecodeError as err:
         raise ContractError(f"{where}: field 'possible_answers' must be a JSON list of strings "
                             f"({err.msg}), got {raw!r}") from err
-    return RawItem(native_id=str(field(row, "id", where)).strip(),
+    return RawItem(native_id=text_field({"id": str(field(row, "id", where))}, "id", where),
                    question=text_field(row, "question", where),
                    answers=answer_list(answers, where, "possible_answers"),
                    fact=Fact(subject=text_field(row, "subj", where),
-                             relation=text_field(row, "prop", where)))
+                             relation=text_field(row, "prop", where)),
+                   where=where)
 
 
 def read_file(path: Path) -> Iterator[RawItem]:

@@ -22,13 +22,15 @@ def parse_row(row: dict, where: str, index: int) -> RawItem:
     for question, answer in HEADERS:
         if question in row:
             return RawItem(native_id=f"{index:05d}", question=text_field(row, question, where),
-                           answers=(text_field(row, answer, where),), fact=None)
+                           answers=(text_field(row, answer, where),), fact=None,
+                           where=where)
     raise ContractError(f"{where}: missing field 'problem' (or 'question')")
 
 
 def read_file(path: Path) -> Iterator[RawItem]:
-    with path.open(newline="") as fh:
-        header = next(csv.reader(fh), [])
+    from recall.contract import text_lines
+
+    header = next(csv.reader(line for _, line in text_lines(path)), [])
     columns = next((h for h in HEADERS if set(h) <= set(header)), None)
     if columns is None:
         raise ContractError(f"{path}:1: header must hold 'problem,answer' or "

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 from recall.contract import ContractError
+
+# The rc configs repeat a question verbatim once per evidence document: one item, not an error.
+VERBATIM_REPEATS = True
 from recall.datasets import RawItem, answer_list, field, read_json_lines, text_field
 
 
@@ -25,7 +28,7 @@ def parse_row(row: dict, where: str, index: int) -> RawItem:
                    question=text_field(row, "question", where),
                    answers=answer_list([value, *aliases] if isinstance(aliases, list) else aliases,
                                        where, "answer.aliases"),
-                   fact=None)
+                   fact=None, where=where)
 
 
 def read_file(path: Path) -> Iterator[RawItem]:

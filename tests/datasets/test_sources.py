@@ -104,7 +104,8 @@ def test_exact_repeat_is_one_item_a_conflicting_repeat_is_an_error(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in (row, other, row)) + "\n")
     assert [it.native_id for it in load_source(_src("triviaqa", path))] == ["same", "x"]
     path.write_text(json.dumps(row) + "\n" + json.dumps({**row, "question": "q?"}) + "\n")
-    with pytest.raises(ContractError, match="row 2 repeats id 'same' of row 1 with other content"):
+    with pytest.raises(ContractError, match=r"t.jsonl:2: id 'same' repeats the one at \S*t.jsonl:1 "
+                                            "with other content"):
         load_source(_src("triviaqa", path))
 
 
