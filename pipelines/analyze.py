@@ -16,6 +16,7 @@ from pathlib import Path
 from recall.analysis import compare, write_plots
 from recall.config import load_params
 from recall.contract import read_items, read_records
+from recall.errors import run_stage
 from recall.figures import study_markdown, write_study_plots
 from recall.report import (attribution_shares, findings, inference_baselines, method_table,
                            transfer_gains)
@@ -108,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -17,6 +17,7 @@ from pathlib import Path
 from recall.analysis import correct_counts
 from recall.config import load_params
 from recall.contract import read_items, read_records
+from recall.errors import run_stage
 from recall.judge_server import open_judge
 from recall.study import attribution_config, attribution_subsets, run_seed
 from recall.tracking import stage_run
@@ -59,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

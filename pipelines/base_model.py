@@ -17,6 +17,7 @@ from pathlib import Path
 from recall.compute import resolve
 from recall.config import load_params
 from recall.contract import read_items
+from recall.errors import run_stage
 from recall.pretraining import build_tokenizer, corpus_documents, pretrain
 from recall.staging import stage_logged
 from recall.tracking import stage_run
@@ -57,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -17,6 +17,7 @@ from pathlib import Path
 from recall.config import load_params
 from recall.contract import read_items, write_jsonl
 from recall.dedup import deduplicate, open_verifier, report_markdown, score
+from recall.errors import run_stage
 from recall.tracking import log_to_parent, stage_run
 
 
@@ -67,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from recall.config import load_params
+from recall.errors import run_stage
 from recall.staging import stage_logged
 from recall.tracking import stage_run
 
@@ -29,4 +30,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

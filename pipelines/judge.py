@@ -19,6 +19,7 @@ from pathlib import Path
 from recall.compute import resolve
 from recall.config import load_params
 from recall.contract import read_items
+from recall.errors import run_stage
 from recall.judge_reliability import reliability_by_kind
 from recall.judge_server import serve_judge
 from recall.judge_training import (HELD_OUT_GROUPS, TRAIN_GROUPS, judge_pairs, judge_tokenizer,
@@ -70,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

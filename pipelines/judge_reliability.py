@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import read_items, read_records
+from recall.errors import run_stage
 from recall.judge_reliability import labelled_from_samples, read_labelled, reliability
 from recall.judge_server import open_judge
 from recall.tracking import log_to_parent, stage_run
@@ -59,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

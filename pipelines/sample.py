@@ -14,6 +14,7 @@ from pathlib import Path
 from recall.config import load_params
 from recall.contract import read_items, write_jsonl
 from recall.engines import engine_for
+from recall.errors import run_stage
 from recall.judge_server import open_judge
 from recall.prompts import COT, DIRECT, has_chat_template
 from recall.sampling import (accuracy_by_split, cot_greedy, greedy_settings, no_answer_rate,
@@ -85,4 +86,4 @@ def _cot(engine, judge, items, cfg, model: str, out: Path) -> tuple[dict, int]:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

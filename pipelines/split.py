@@ -16,6 +16,7 @@ from pathlib import Path
 from recall.config import load_params
 from recall.contract import read_items, write_jsonl
 from recall.datasets import load_source, source_origin
+from recall.errors import run_stage
 from recall.splitting import selected_sources, split_sources
 from recall.tracking import stage_run
 
@@ -48,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -24,6 +24,7 @@ from pathlib import Path
 from recall.compute import is_main_process, world_size
 from recall.config import load_params
 from recall.contract import read_items, read_records
+from recall.errors import run_stage
 from recall.judge_server import open_judge
 from recall.launcher import needs_launch, relaunch
 from recall.study import METHODS, RL_METHODS, reward_judge, run_seed
@@ -91,4 +92,4 @@ def _record(params, method: str, seeds: dict, judge, run) -> None:
     mlflow.log_artifact(str(Path("runs") / method / "dynamics.csv"))
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import read_items
+from recall.errors import run_stage
 from recall.judge_server import open_judge
 from recall.study import run_seed, transfer_items
 from recall.tracking import stage_run
@@ -49,4 +50,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

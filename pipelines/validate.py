@@ -19,6 +19,7 @@ from recall.checks import run_checks
 from recall.config import load_params
 from recall.contract import SPLITS, read_items, write_jsonl
 from recall.dedup import read_report
+from recall.errors import run_stage
 from recall.tracking import stage_run
 
 
@@ -59,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

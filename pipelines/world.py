@@ -12,6 +12,7 @@ from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import write_jsonl
+from recall.errors import run_stage
 from recall.tracking import stage_run
 from recall.world import generate_world
 
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

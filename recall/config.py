@@ -100,9 +100,20 @@ class DedupConfig:
     embedding_model: str  # sentence-transformers model directory; empty: TF-IDF char n-grams
     ngram_range: tuple[int, ...]  # TF-IDF character n-gram sizes (low, high)
     use_fact_keys: bool  # a dataset's own fact metadata (PopQA) counts; never the toy's truth
-    verifier: Literal["heuristic", "llm"]  # llm: the judge section's server, JSON verdicts
+    # llm: the judge section's server, JSON verdicts; none: nothing removed (an ablation:
+    # `validate` still guards the splits)
+    verifier: Literal["heuristic", "llm", "none"]
     max_df: float  # heuristic: words in more questions than this share are not distinctive
     min_overlap: float  # heuristic: share of one side's distinctive words the other must hold
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """The `validate` stage's own leakage check, independent of dedup's retrieval and verifier."""
+
+    # A target and a training question sharing a normalised answer are near duplicates when
+    # the cosine of their word-boundary character 3-5-gram TF-IDF vectors reaches this.
+    near_duplicate_similarity: float
 
 
 @dataclass(frozen=True)
@@ -249,6 +260,7 @@ class Params:
     world: WorldConfig
     data: DataConfig
     dedup: DedupConfig
+    validate: ValidateConfig
     pretrain: PretrainConfig
     rollout: RolloutConfig
     sampling: SamplingConfig
@@ -300,7 +312,7 @@ def params_from_dict(data: dict, source: str = "params") -> Params:
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
     _check_keys(Params, data, source)
     try:
-        return dacite.from_dict(Params, data, config=_DACITE)
+        params = dacite.from_dict(Params, data, config=_DACITE)
     except dacite.WrongTypeError as err:
         raise ConfigError(
             f"{source}: key '{err.field_path}' expects {_type_name(err.field_type)}, "
@@ -308,6 +320,12 @@ def params_from_dict(data: dict, source: str = "params") -> Params:
         ) from err
     except dacite.DaciteError as err:
         raise ConfigError(f"{source}: {err}") from err
+    from recall.bounds import out_of_bounds
+
+    problems = out_of_bounds(params)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+    return params
 
 
 def _type_name(tp) -> str:
@@ -338,6 +356,24 @@ def with_overrides(params: Params, overrides: dict[str, object]) -> Params:
     return params_from_dict(data, source="override")
 
 
+def _check_value(hint, value, key: str, source: str) -> None:
+    """What dacite reports badly: a choice outside a Literal (named with the allowed values),
+    a bool where a number is meant (YAML `true` is an int to Python), a scalar for a list."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal and value not in args:
+        raise ConfigError(f"{source}: key '{key}' must be one of {list(args)}, got {value!r}")
+    if hint in (int, float) and isinstance(value, bool):
+        expected = "an integer" if hint is int else "a number"
+        raise ConfigError(f"{source}: key '{key}' expects {expected}, got the boolean "
+                          f"{str(value).lower()}")
+    if origin is tuple and not isinstance(value, list):
+        raise ConfigError(f"{source}: key '{key}' expects a list (YAML [a, b]), got "
+                          f"{type(value).__name__} {value!r}")
+    if origin is tuple and args and args[0] in (int, float):
+        for i, element in enumerate(value):
+            _check_value(args[0], element, f"{key}[{i}]", source)
+
+
 def _check_keys(cls, data: dict, source: str, prefix: str = "") -> None:
     # dacite names only the leaf of an unknown key; a dotted name is what a user can grep for.
     known = typing.get_type_hints(cls)
@@ -347,6 +383,7 @@ def _check_keys(cls, data: dict, source: str, prefix: str = "") -> None:
                 f"{source}: unknown key '{prefix}{key}'; expected one of {sorted(known)}"
             )
         sub = known[key]
+        _check_value(sub, value, f"{prefix}{key}", source)
         if dataclasses.is_dataclass(sub):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: key '{prefix}{key}' expects a mapping, got {value!r}")

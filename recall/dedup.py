@@ -206,10 +206,22 @@ class LLMVerifier:
         return out
 
 
+class NoVerifier:
+    """Dedup switched off (an ablation): every candidate pair is kept, so nothing is removed,
+    and `validate` is the only guard left."""
+
+    name = "none"
+
+    def verify(self, pairs: Sequence[tuple[QAItem, QAItem]]) -> list[tuple[bool, str]]:
+        return [(False, "dedup.verifier is none: not verified")] * len(pairs)
+
+
 @contextlib.contextmanager
 def open_verifier(cfg: DedupConfig, judge: JudgeConfig, questions: Sequence[str]) -> Iterator:
     """The configured verifier; for `llm`, the judge server (served here if no base_url)."""
-    if cfg.verifier == "heuristic":
+    if cfg.verifier == "none":
+        yield NoVerifier()
+    elif cfg.verifier == "heuristic":
         yield HeuristicVerifier(questions, cfg.max_df, cfg.min_overlap)
     elif judge.base_url:
         yield LLMVerifier(judge, judge.base_url, judge.model)

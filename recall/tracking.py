@@ -68,8 +68,14 @@ def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, commit:
 @contextlib.contextmanager
 def stage_run(params: Params, stage: str) -> Iterator[object]:
     """Start the MLflow child run of one DVC stage, nested under its variant's parent run."""
+    import logging
+
     import mlflow
 
+    # A new SQLite store announces its table creation at INFO on stderr, which would bury a
+    # stage's one-line error (recall.errors) under migration noise.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(params))
     commit = git_commit()
     exp_id = experiment_id(mlflow, params.experiment.name)
