@@ -41,7 +41,7 @@ def main() -> None:
         # Every split the model does not train on is checked, whatever dedup was told to clean.
         targets = tuple(s for s in SPLITS if s not in params.dedup.references)
         ok, failures, counts = run_checks(items, report, targets, params.dedup.references,
-                                          args.docs)
+                                          args.docs, params.validate.near_duplicate_similarity)
         summary = {"success": ok, "suites": counts,
                    "failures": [{"suite": f.suite, "expectation": f.expectation,
                                  "column": f.column, "offending": list(f.offending[:100]),

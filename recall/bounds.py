@@ -34,6 +34,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "DataConfig.split_fractions": SHARE,
     "DedupConfig.top_k": POSITIVE, "DedupConfig.ngram_range": POSITIVE,
     "DedupConfig.max_df": (1e-6, 1.0), "DedupConfig.min_overlap": (1e-6, 1.0),
+    "DedupConfig.strong_overlap": (1e-6, 1.0),
     "ValidateConfig.near_duplicate_similarity": (1e-6, 1.0),
     "PretrainConfig.n_layer": POSITIVE, "PretrainConfig.n_embd": POSITIVE,
     "PretrainConfig.n_head": POSITIVE, "PretrainConfig.block_size": (8, INF),

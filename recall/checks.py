@@ -5,7 +5,10 @@ fact key and the train item a verified-contained pair ties them to, in `target_*
 reference rows leave those null, which GX skips. Three suites run in one Checkpoint:
 - schema: unique ids, non-empty question and answers, valid split values;
 - leakage: no target id, normalised question or fact key appears among the reference
-  (training) items, and no target is still tied to a training item by the dedup report;
+  (training) items; no target is still tied to a training item by the dedup report; and no
+  target is a near duplicate of a training item (`near_duplicates`): a second line of
+  defence that shares nothing with dedup's retrieval or verifier, so it still fails the
+  stage when dedup is off, misconfigured, or its retrieval missed a copy;
 - distribution: both train and test present, sane question lengths and answer counts.
 Data Docs are built into `docs_dir`. A failure names the expectation and the offending items.
 """
@@ -47,8 +50,8 @@ LEAK_COLUMNS = {"target_id": "id", "target_question": "question_norm", "target_f
 def _partners(frame, column: str, ids: Sequence[str], references: Sequence[str]
               ) -> dict[str, tuple[str, ...]]:
     """For a leakage column, the reference (training) items each offending target matches."""
-    if column == "target_contained_by":
-        tied = dict(zip(frame["id"], frame["target_contained_by"]))
+    if column in ("target_contained_by", "target_near_duplicate_of"):
+        tied = dict(zip(frame["id"], frame[column]))
         return {i: (tied[i],) for i in ids if tied.get(i)}
     if column not in LEAK_COLUMNS:
         return {}
@@ -60,11 +63,43 @@ def _partners(frame, column: str, ids: Sequence[str], references: Sequence[str]
     return {i: tuple(by_value.get(values.get(i), ())) for i in ids}
 
 
+def near_duplicates(items: Sequence[QAItem], targets: Sequence[str], references: Sequence[str],
+                    threshold: float) -> dict[str, tuple[str, float]]:
+    """Target id -> (training id, similarity) for targets whose question nearly copies a
+    training question that has an answer in common: cosine of TF-IDF vectors over
+    word-boundary character 3-5-grams at or above `threshold`. Only pairs sharing a
+    normalised answer are compared, so the check is linear in practice."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    tgts = [it for it in items if it.split in targets]
+    refs = [it for it in items if it.split in references]
+    if not tgts or not refs:
+        return {}
+    by_answer: dict[str, list[int]] = {}
+    for j, ref in enumerate(refs):
+        for answer in {normalize_answer(a) for a in ref.answers}:
+            by_answer.setdefault(answer, []).append(j)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+    vectorizer.fit([it.question for it in tgts + refs])
+    t_vec = vectorizer.transform([it.question for it in tgts])
+    r_vec = vectorizer.transform([it.question for it in refs])
+    out = {}
+    for i, target in enumerate(tgts):
+        shared = sorted({j for a in target.answers for j in by_answer.get(normalize_answer(a), ())})
+        if shared:
+            sims = (t_vec[i] @ r_vec[shared].T).toarray()[0]
+            best = int(sims.argmax())
+            if sims[best] >= threshold:
+                out[target.id] = (refs[shared[best]].id, round(float(sims[best]), 3))
+    return out
+
+
 def items_frame(items: Sequence[QAItem], report: Sequence[Containment], targets: Sequence[str],
-                references: Sequence[str]):
+                references: Sequence[str], near_similarity: float):
     import pandas as pd
 
     ref_ids = {it.id for it in items if it.split in references}
+    near = near_duplicates(items, targets, references, near_similarity)
     tied = {}
     for row in report:
         if row.is_contained and row.reference_id in ref_ids:
@@ -79,6 +114,7 @@ def items_frame(items: Sequence[QAItem], report: Sequence[Containment], targets:
         for column, source in LEAK_COLUMNS.items():
             row[column] = row[source] if target else None
         row["target_contained_by"] = tied.get(it.id) if target else None
+        row["target_near_duplicate_of"] = near[it.id][0] if it.id in near else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -102,6 +138,7 @@ def _suites(frame, references: Sequence[str]) -> dict[str, list]:
                                                value_set=sorted(set(refs[source].dropna())))
               for column, source in LEAK_COLUMNS.items()),
             E.ExpectColumnValuesToBeNull(column="target_contained_by"),
+            E.ExpectColumnValuesToBeNull(column="target_near_duplicate_of"),
         ],
         "distribution": [
             E.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "test"]),
@@ -113,12 +150,14 @@ def _suites(frame, references: Sequence[str]) -> dict[str, list]:
 
 
 def run_checks(items: Sequence[QAItem], report: Sequence[Containment], targets: Sequence[str],
-               references: Sequence[str], docs_dir: Path) -> tuple[bool, list[Failure], dict]:
-    """Run the three suites in one Checkpoint; (success, failures, counts per suite)."""
+               references: Sequence[str], docs_dir: Path, near_similarity: float
+               ) -> tuple[bool, list[Failure], dict]:
+    """Run the three suites in one Checkpoint; (success, failures, counts per suite).
+    `near_similarity`: the `validate.near_duplicate_similarity` threshold."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no network, no telemetry
     import great_expectations as gx
 
-    frame = items_frame(items, report, targets, references)
+    frame = items_frame(items, report, targets, references, near_similarity)
     with tempfile.TemporaryDirectory() as root:
         context = gx.get_context(mode="file", project_root_dir=root)
         batch = (context.data_sources.add_pandas("recall").add_dataframe_asset("items")

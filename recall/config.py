@@ -104,7 +104,10 @@ class DedupConfig:
     # `validate` still guards the splits)
     verifier: Literal["heuristic", "llm", "none"]
     max_df: float  # heuristic: words in more questions than this share are not distinctive
-    min_overlap: float  # heuristic: share of one side's distinctive words the other must hold
+    # heuristic: the share of one side's subject-word weight the other must hold, with the
+    # rarest word among them, or strong_overlap without it (recall.dedup.HeuristicVerifier)
+    min_overlap: float
+    strong_overlap: float
 
 
 @dataclass(frozen=True)
