@@ -1,4 +1,5 @@
-"""The valid range of every numeric params knob, checked when params load.
+"""What a params value may be: its type where dacite is too lenient (`check_value`), and the
+valid range of every numeric knob (`out_of_bounds`), both checked when params load.
 
 A value out of range rarely crashes: `dedup.min_overlap: 7` or `dedup.top_k: -5` quietly
 switches dedup off. So every int and float field of `recall.config.Params` has an entry
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
+from typing import Literal
 
 INF = None
 POSITIVE = (1, INF)
@@ -77,6 +80,30 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "ClusterConfig.judge_tensor_parallel": POSITIVE, "ClusterConfig.nodes": POSITIVE,
     "ClusterConfig.gpus_per_node": POSITIVE, "ClusterConfig.job_timeout_s": POSITIVE,
 }
+
+
+def check_value(hint, value, key: str, source: str) -> None:
+    """What dacite reports badly: a choice outside a Literal (named with the allowed values),
+    a bool where a number is meant (YAML `true` is an int to Python), a scalar for a list."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal and value not in args:
+        raise _error(f"{source}: key '{key}' must be one of {list(args)}, got {value!r}")
+    if hint in (int, float) and isinstance(value, bool):
+        expected = "an integer" if hint is int else "a number"
+        raise _error(f"{source}: key '{key}' expects {expected}, got the boolean "
+                          f"{str(value).lower()}")
+    if origin is tuple and not isinstance(value, list):
+        raise _error(f"{source}: key '{key}' expects a list (YAML [a, b]), got "
+                          f"{type(value).__name__} {value!r}")
+    if origin is tuple and args and args[0] in (int, float):
+        for i, element in enumerate(value):
+            check_value(args[0], element, f"{key}[{i}]", source)
+
+
+def _error(message: str) -> Exception:
+    from recall.config import ConfigError  # config imports this module: import when raising
+
+    return ConfigError(message)
 
 
 def bound_key(cls, name: str) -> str:

@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     sj = sub.add_parser("serve-judge", help="run a command with the judge served once for it")
     sj.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     sj.set_defaults(func=_serve_judge)
-    args = ap.parse_args(argv)
-    return args.func(args)
+    from recall.errors import run_stage
+
+    # Parsed inside run_stage, which first takes --debug out of the command line.
+    return run_stage(lambda: (lambda args: args.func(args))(ap.parse_args(argv)))
 
 
 if __name__ == "__main__":

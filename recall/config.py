@@ -22,6 +22,7 @@ from typing import Literal
 import dacite
 import yaml
 
+from recall.bounds import check_value, out_of_bounds
 from recall.compute import ComputeConfig
 from recall.staging import ModelsConfig
 from recall.study_config import (AttributionConfig, CoTConfig, DPOConfig, GRPOConfig, RFTConfig,
@@ -323,8 +324,6 @@ def params_from_dict(data: dict, source: str = "params") -> Params:
         ) from err
     except dacite.DaciteError as err:
         raise ConfigError(f"{source}: {err}") from err
-    from recall.bounds import out_of_bounds
-
     problems = out_of_bounds(params)
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
@@ -359,24 +358,6 @@ def with_overrides(params: Params, overrides: dict[str, object]) -> Params:
     return params_from_dict(data, source="override")
 
 
-def _check_value(hint, value, key: str, source: str) -> None:
-    """What dacite reports badly: a choice outside a Literal (named with the allowed values),
-    a bool where a number is meant (YAML `true` is an int to Python), a scalar for a list."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Literal and value not in args:
-        raise ConfigError(f"{source}: key '{key}' must be one of {list(args)}, got {value!r}")
-    if hint in (int, float) and isinstance(value, bool):
-        expected = "an integer" if hint is int else "a number"
-        raise ConfigError(f"{source}: key '{key}' expects {expected}, got the boolean "
-                          f"{str(value).lower()}")
-    if origin is tuple and not isinstance(value, list):
-        raise ConfigError(f"{source}: key '{key}' expects a list (YAML [a, b]), got "
-                          f"{type(value).__name__} {value!r}")
-    if origin is tuple and args and args[0] in (int, float):
-        for i, element in enumerate(value):
-            _check_value(args[0], element, f"{key}[{i}]", source)
-
-
 def _check_keys(cls, data: dict, source: str, prefix: str = "") -> None:
     # dacite names only the leaf of an unknown key; a dotted name is what a user can grep for.
     known = typing.get_type_hints(cls)
@@ -386,7 +367,7 @@ def _check_keys(cls, data: dict, source: str, prefix: str = "") -> None:
                 f"{source}: unknown key '{prefix}{key}'; expected one of {sorted(known)}"
             )
         sub = known[key]
-        _check_value(sub, value, f"{prefix}{key}", source)
+        check_value(sub, value, f"{prefix}{key}", source)
         if dataclasses.is_dataclass(sub):
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: key '{prefix}{key}' expects a mapping, got {value!r}")

@@ -22,12 +22,13 @@ def known_errors() -> tuple[type[Exception], ...]:
     return ContractError, ConfigError
 
 
-def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main(); a known error prints one line on stderr and exits EXIT_CODE."""
+def run_stage(main: Callable[[], object]) -> object:
+    """Run a stage's (or the CLI's) main() and return its result; a known error prints one
+    line on stderr and exits EXIT_CODE."""
     debug = "--debug" in sys.argv[1:] or os.environ.get("RECALL_DEBUG", "") not in ("", "0")
     sys.argv = [a for a in sys.argv if a != "--debug"]
     try:
-        main()
+        return main()
     except known_errors() as err:
         if debug:
             raise
