@@ -157,18 +157,17 @@ class HeuristicVerifier:
                 out.append((True, f"answer '{answer}' and the same normalised question"))
                 continue
             t_words, r_words = words(target.question), words(ref.question)
-            for side, (mine, other) in (("train", (r_words, t_words)),
-                                        ("test", (t_words, r_words))):
-                ok, found, missing = self._survives(mine, other)
-                if ok:
-                    out.append((True, f"answer '{answer}'; the {side} question's subject "
-                                      f"words {found} found, {missing} not"))
-                    break
+            sides = {"train": self._survives(r_words, t_words),
+                     "test": self._survives(t_words, r_words)}
+            side = next((name for name, (ok, _, _) in sides.items() if ok), None)
+            if side:
+                _, found, missing = sides[side]
+                out.append((True, f"answer '{answer}'; the {side} question's subject words "
+                                  f"{found} found, {missing} not"))
             else:
-                _, _, t_missing = self._survives(t_words, r_words)
-                _, _, r_missing = self._survives(r_words, t_words)
-                out.append((False, f"answer '{answer}' shared, but test words {t_missing} and "
-                                   f"train words {r_missing} differ: another subject"))
+                out.append((False, f"answer '{answer}' shared, but test words "
+                                   f"{sides['test'][2]} and train words {sides['train'][2]} "
+                                   "differ: another subject"))
         return out
 
 

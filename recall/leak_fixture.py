@@ -10,12 +10,11 @@ scores it per test item: a leak's test item must be removed, a distractor's must
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from recall.contract import QAItem, text_lines
+from recall.contract import QAItem, read_jsonl
 
 
 @dataclass(frozen=True)
@@ -31,13 +30,9 @@ class LeakPair:
 
 
 def read_pairs(path: str | Path) -> list[LeakPair]:
-    rows = []
-    for lineno, line in text_lines(path):
-        if line.strip():
-            obj = json.loads(line)
-            rows.append(LeakPair(**{**obj, "test_answers": tuple(obj["test_answers"]),
-                                    "train_answers": tuple(obj["train_answers"])}))
-    return rows
+    return list(read_jsonl(path, lambda obj, where: LeakPair(
+        **{**obj, "test_answers": tuple(obj["test_answers"]),
+           "train_answers": tuple(obj["train_answers"])})))
 
 
 def fixture_items(pairs: Sequence[LeakPair], background: Sequence[QAItem] = ()
