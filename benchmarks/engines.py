@@ -17,7 +17,7 @@ import time
 from recall.config import load_params
 from recall.contract import read_items
 from recall.engines import make_engine
-from recall.judge import RuleJudge
+from recall.judge.rules import RuleJudge
 from recall.sampling import accuracy_by_split, rollout_settings, sample_items
 
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import read_items, read_records
-from recall.judge import JudgeRequest
-from recall.judge_server import serve_judge
-from recall.llm_judge import LLMJudge
+from recall.judge.client import LLMJudge
+from recall.judge.interface import JudgeRequest
+from recall.judge.server import serve_judge
 
 
 def judge_all(judge: LLMJudge, records, items) -> float:

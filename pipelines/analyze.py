@@ -18,9 +18,8 @@ from recall.config import load_params
 from recall.contract import read_items, read_records
 from recall.errors import run_stage
 from recall.figures import study_markdown, write_study_plots
-from recall.report import (attribution_shares, findings, inference_baselines, method_table,
-                           transfer_gains)
-from recall.study import METHODS, RL_METHODS
+from recall.report import attribution_shares, findings, inference_baselines, method_table, transfer_gains
+from recall.study_config import METHODS, RL_METHODS
 from recall.tracking import log_to_parent, stage_run
 
 

@@ -18,7 +18,7 @@ from recall.analysis import correct_counts
 from recall.config import load_params
 from recall.contract import read_items, read_records
 from recall.errors import run_stage
-from recall.judge_server import open_judge
+from recall.judge.factory import open_judge
 from recall.study import attribution_config, attribution_subsets, run_seed
 from recall.tracking import stage_run
 

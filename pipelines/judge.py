@@ -20,11 +20,17 @@ from recall.compute import resolve
 from recall.config import load_params
 from recall.contract import read_items
 from recall.errors import run_stage
-from recall.judge_reliability import reliability_by_kind
-from recall.judge_server import serve_judge
-from recall.judge_training import (HELD_OUT_GROUPS, TRAIN_GROUPS, judge_pairs, judge_tokenizer,
-                                   judge_training_pairs, train_judge)
-from recall.llm_judge import LLMJudge
+from recall.judge.client import LLMJudge
+from recall.judge.reliability import reliability_by_kind
+from recall.judge.server import serve_judge
+from recall.judge.training import (
+    HELD_OUT_GROUPS,
+    TRAIN_GROUPS,
+    judge_pairs,
+    judge_tokenizer,
+    judge_training_pairs,
+    train_judge,
+)
 from recall.staging import stage_logged
 from recall.tracking import stage_run
 

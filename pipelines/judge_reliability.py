@@ -17,8 +17,8 @@ from pathlib import Path
 from recall.config import load_params
 from recall.contract import read_items, read_records
 from recall.errors import run_stage
-from recall.judge_reliability import labelled_from_samples, read_labelled, reliability
-from recall.judge_server import open_judge
+from recall.judge.factory import open_judge
+from recall.judge.reliability import labelled_from_samples, read_labelled, reliability
 from recall.tracking import log_to_parent, stage_run
 
 

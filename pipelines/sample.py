@@ -15,10 +15,16 @@ from recall.config import load_params
 from recall.contract import read_items, write_jsonl
 from recall.engines import engine_for
 from recall.errors import run_stage
-from recall.judge_server import open_judge
+from recall.judge.factory import open_judge
 from recall.prompts import COT, DIRECT, has_chat_template
-from recall.sampling import (accuracy_by_split, cot_greedy, greedy_settings, no_answer_rate,
-                             rollout_settings, sample_items)
+from recall.sampling import (
+    accuracy_by_split,
+    cot_greedy,
+    greedy_settings,
+    no_answer_rate,
+    rollout_settings,
+    sample_items,
+)
 from recall.tracking import stage_run
 
 

@@ -25,9 +25,10 @@ from recall.compute import is_main_process, world_size
 from recall.config import load_params
 from recall.contract import read_items, read_records
 from recall.errors import run_stage
-from recall.judge_server import open_judge
+from recall.judge.factory import open_judge
 from recall.launcher import needs_launch, relaunch
-from recall.study import METHODS, RL_METHODS, reward_judge, run_seed
+from recall.study import reward_judge, run_seed
+from recall.study_config import METHODS, RL_METHODS
 from recall.tracking import log_to_parent, stage_run
 
 

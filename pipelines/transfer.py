@@ -16,7 +16,7 @@ from pathlib import Path
 from recall.config import load_params
 from recall.contract import read_items
 from recall.errors import run_stage
-from recall.judge_server import open_judge
+from recall.judge.factory import open_judge
 from recall.study import run_seed, transfer_items
 from recall.tracking import stage_run
 

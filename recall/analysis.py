@@ -12,8 +12,7 @@ from typing import Mapping, Sequence
 
 from recall.config import AnalyzeConfig
 from recall.contract import SampleRecord
-from recall.metrics import (accessibility_bin, bin_labels, mean_pass_at_k, repair_rates,
-                            transition_counts)
+from recall.metrics import accessibility_bin, bin_labels, mean_pass_at_k, repair_rates, transition_counts
 from recall.sampling import accuracy_by_split
 
 

@@ -18,11 +18,11 @@ from typing import Callable, Mapping, Sequence
 
 from recall.compute import Resolved, is_main_process, load_model, per_device, trainer_kwargs
 from recall.config import RolloutConfig
-from recall.study_config import DPOConfig, RFTConfig, SFTConfig
 from recall.contract import Judge, QAItem, SampleRecord
-from recall.judge import normalize_answer
+from recall.judge.rules import normalize_answer
 from recall.prompts import DIRECT, has_chat_template
 from recall.sampling import rollout_settings, sample_items
+from recall.study_config import DPOConfig, RFTConfig, SFTConfig
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,8 @@ def train_sft(model, tokenizer, examples: Sequence[tuple[QAItem, str]], lr: floa
               batch_size: int, work_dir: Path, seed: int, compute: Resolved,
               report_to: Sequence[str] = (), callbacks: Sequence = (), what: str = "sft"):
     """SFT on (item, answer) pairs with loss on the completion only; returns the trainer."""
-    from trl import SFTConfig as TRLSFTConfig, SFTTrainer
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
 
     if not examples:
         raise ValueError("SFT on zero examples: no item passed the filter")
@@ -151,7 +152,8 @@ def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str,
             callbacks: Sequence = ()) -> dict:
     """DPO (the base model as reference) on `dpo_pairs` of the items."""
     from datasets import Dataset
-    from trl import DPOConfig as TRLDPOConfig, DPOTrainer
+    from trl import DPOConfig as TRLDPOConfig
+    from trl import DPOTrainer
 
     from recall.engines import load_tokenizer
 

@@ -15,6 +15,8 @@ import math
 import typing
 from typing import Literal
 
+from recall.errors import ConfigError
+
 INF = None
 POSITIVE = (1, INF)
 NATURAL = (0, INF)
@@ -101,8 +103,6 @@ def check_value(hint, value, key: str, source: str) -> None:
 
 
 def _error(message: str) -> Exception:
-    from recall.config import ConfigError  # config imports this module: import when raising
-
     return ConfigError(message)
 
 

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from recall.contract import SPLITS, QAItem
 from recall.dedup import Containment, fact_key
-from recall.judge import normalize_answer
+from recall.judge.rules import normalize_answer
 
 
 @dataclass(frozen=True)

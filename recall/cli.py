@@ -74,7 +74,7 @@ def _submit(args) -> int:
 
 
 def _serve_judge(args) -> int:
-    from recall.judge_server import run_with_judge
+    from recall.judge.server import run_with_judge
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:

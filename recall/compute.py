@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Literal
 
+from recall.errors import ConfigError
 
 # How long the other ranks wait at a collective while the main process evaluates a model
 # (the default 30 minutes can be short for 128 samples per test item of a 7B model).
@@ -42,8 +43,6 @@ class ComputeConfig:
     max_model_len: int  # prompt + completion tokens vLLM reserves KV cache for
 
     def __post_init__(self):
-        from recall.config import ConfigError
-
         for key in ("num_processes", "num_machines", "tensor_parallel_size", "data_parallel_size",
                     "max_model_len"):
             if getattr(self, key) < 1:

@@ -24,13 +24,20 @@ import yaml
 
 from recall.bounds import check_value, out_of_bounds
 from recall.compute import ComputeConfig
+from recall.errors import ConfigError
+from recall.platform_config import ClusterConfig, SweepConfig, TrackingConfig
 from recall.staging import ModelsConfig
-from recall.study_config import (AttributionConfig, CoTConfig, DPOConfig, GRPOConfig, RFTConfig,
-                                 RLOOConfig, SFTConfig, StudyConfig, TransferConfig)
-
-
-class ConfigError(ValueError):
-    """A params file that does not match the typed config."""
+from recall.study_config import (
+    AttributionConfig,
+    CoTConfig,
+    DPOConfig,
+    GRPOConfig,
+    RFTConfig,
+    RLOOConfig,
+    SFTConfig,
+    StudyConfig,
+    TransferConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -208,52 +215,6 @@ class AnalyzeConfig:
     pass_k: tuple[int, ...]
     # Upper edges of the paper's accessibility bins: 0, 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, 65-128.
     bin_edges: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class SearchDim:
-    """One sweep dimension: float/int over [low, high] (log-scaled if `log`), or choices."""
-
-    type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: tuple[int | float | str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """An Optuna study over dotted params keys; the objective is val greedy accuracy after GRPO."""
-
-    study: str
-    storage_env: str  # env var holding the RDB URL (it has a password: never in params or MLflow)
-    n_trials: int  # COMPLETE + PRUNED trials, across all workers
-    sampler_seed: int
-    eval_every_steps: int  # intermediate val accuracy, reported for pruning
-    pruner_warmup_steps: int
-    heartbeat_interval_s: int  # a trial that stops beating for grace_period_s is failed...
-    grace_period_s: int
-    max_retry: int  # ...and re-queued this many times
-    space: dict[str, SearchDim]
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """What the recall CLI fills into the rendered k8s/ manifests."""
-
-    overlay: str
-    namespace: str
-    kubernetes_version: str  # the manifests are validated against this version's schema
-    judge_tensor_parallel: int
-    nodes: int
-    gpus_per_node: int
-    job_timeout_s: int
-
-
-@dataclass(frozen=True)
-class TrackingConfig:
-    uri: str  # MLFLOW_TRACKING_URI overrides
-    log_models: bool
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class Engine(Protocol):
 
 
 class Judge(Protocol):
-    """Grades a batch of recall.judge.JudgeRequest: one Verdict (1, 0 or None + reason) each."""
+    """Grades a batch of recall.judge.interface.JudgeRequest: one Verdict (1, 0 or None + reason) each."""
 
     name: str
 

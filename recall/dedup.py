@@ -23,7 +23,8 @@ from typing import Iterator, Sequence
 
 from recall.config import DedupConfig, JudgeConfig
 from recall.contract import QAItem
-from recall.judge import JudgeError, normalize_answer
+from recall.judge.interface import JudgeError
+from recall.judge.rules import normalize_answer
 
 
 class DedupError(RuntimeError):
@@ -195,8 +196,8 @@ class LLMVerifier:
     name = "llm"
 
     def __init__(self, cfg: JudgeConfig, base_url: str, model: str):
-        from recall.completions import CompletionClient
-        from recall.prompts import CONTAINMENT
+        from recall.judge.completions import CompletionClient
+        from recall.judge.prompts import CONTAINMENT
 
         self.model, self.prompt = model, CONTAINMENT
         self.client = CompletionClient(base_url, cfg)
@@ -244,7 +245,7 @@ def open_verifier(cfg: DedupConfig, judge: JudgeConfig, questions: Sequence[str]
     elif judge.base_url:
         yield LLMVerifier(judge, judge.base_url, judge.model)
     else:
-        from recall.judge_server import serve_judge
+        from recall.judge.server import serve_judge
 
         with serve_judge(judge.model) as base_url:
             yield LLMVerifier(judge, base_url, judge.model)

@@ -11,14 +11,17 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from recall.contract import ContractError
+
 EXIT_CODE = 2  # argparse's code for bad input; 1 stays an unexpected crash
+
+
+class ConfigError(ValueError):
+    """A params file that does not match the typed config."""
 
 
 def known_errors() -> tuple[type[Exception], ...]:
     # Errors whose message already says what to fix: the data contract's and the params'.
-    from recall.config import ConfigError
-    from recall.contract import ContractError
-
     return ContractError, ConfigError
 
 

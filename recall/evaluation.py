@@ -11,10 +11,10 @@ from typing import Callable, Iterator, Sequence
 
 from transformers import TrainerCallback
 
+from recall.compute import is_main_process
 from recall.config import RolloutConfig
 from recall.contract import Judge, QAItem
 from recall.engines import TransformersEngine
-from recall.compute import is_main_process
 from recall.sampling import accuracy_by_split, greedy_settings, raw_completions, sample_items
 
 

@@ -61,7 +61,7 @@ def relaunch(params, script: Sequence[str]) -> int:
     """Run `script` under the distributed launcher with one shared judge; returns its exit
     code. The caller exits with it."""
     from recall.compute import resolve
-    from recall.judge_server import run_with_judge
+    from recall.judge.server import run_with_judge
 
     cmd = launch_command(params.compute, resolve(params.compute), script)
     os.environ[LAUNCHED_ENV] = "1"

@@ -90,7 +90,7 @@ def _judge_head(model, tokenizer, texts: list[str]) -> None:
     the same way), "0" on the rest."""
     import torch
 
-    from recall.prompts import JUDGE_BINARY
+    from recall.judge.prompts import JUDGE_BINARY
 
     prompts = [tokenizer.apply_chat_template(
         [{"role": "user", "content": JUDGE_BINARY.render(q, (a,), c)}], tokenize=False,

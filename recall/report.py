@@ -15,7 +15,7 @@ import numpy as np
 from recall.analysis import accessibility_histogram, correct_counts, pass_at_k_table
 from recall.config import AnalyzeConfig
 from recall.contract import QAItem, SampleRecord
-from recall.judge import normalize_answer
+from recall.judge.rules import normalize_answer
 from recall.metrics import majority_vote, repair_rates, transition_counts
 from recall.sampling import accuracy_by_split, no_answer_rate
 

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from recall.config import RolloutConfig
 from recall.contract import Engine, Judge, QAItem, SampleRecord, SamplingSettings
-from recall.judge import JudgeRequest
+from recall.judge.interface import JudgeRequest
 from recall.metrics import accuracy
 from recall.prompts import COT, DIRECT, PromptStyle
 

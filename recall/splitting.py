@@ -15,7 +15,7 @@ from collections import Counter
 
 from recall.config import DataConfig, SourceConfig
 from recall.contract import ContractError, QAItem
-from recall.datasets import RawItem
+from recall.datasets.rows import RawItem
 
 
 def _cuts(role: str, n: int, cfg: DataConfig) -> list[tuple[str, int]]:

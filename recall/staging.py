@@ -13,6 +13,7 @@ traced to the exact revision and a different request is never mistaken for a sta
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -105,3 +106,17 @@ def _from_hub(src: ModelSource, out: Path) -> dict:
     path = snapshot_download(src.repo, revision=src.revision, local_dir=out,
                              token=os.environ.get("HF_TOKEN") or None)
     return {"source": "hub", "repo": src.repo, "revision": src.revision, "path": str(path)}
+
+
+_HASH_LIMIT = 4 << 30  # above this, weights are identified by name, size and mtime, not content
+
+
+def weights_digest(model_dir: str | Path) -> str:
+    """Identity of a model directory's weights (safetensors files)."""
+    files = [(f, f.stat()) for f in sorted(Path(model_dir).glob("*.safetensors"))]
+    digest = hashlib.sha256()
+    big = sum(st.st_size for _, st in files) > _HASH_LIMIT
+    for f, st in files:
+        digest.update(f.name.encode())
+        digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode() if big else f.read_bytes())
+    return digest.hexdigest()[:16]

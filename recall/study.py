@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from recall.config import Params
-from recall.study_config import GRPOConfig, RLOOConfig
 from recall.contract import Judge, QAItem, SampleRecord
-from recall.judge import RuleJudge
+from recall.judge.rules import RuleJudge
 from recall.sampling import greedy_settings, rollout_settings, sample_items
-
-METHODS = ("grpo", "rloo", "sft", "sft_known", "dpo", "rft")
-RL_METHODS = ("grpo", "rloo")
+from recall.study_config import METHODS, GRPOConfig, RLOOConfig
 
 
 def method_config(params: Params, method: str):

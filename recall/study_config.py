@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from recall.errors import ConfigError
+
+# The trained methods, each a train@ stage and a params section of its own.
+METHODS = ("grpo", "rloo", "sft", "sft_known", "dpo", "rft")
+RL_METHODS = ("grpo", "rloo")
+
 
 @dataclass(frozen=True)
 class RLOOConfig:
@@ -75,9 +81,6 @@ class StudyConfig:
     majority_k: int  # majority vote over the first k base samples (paper 32)
 
     def __post_init__(self):
-        # Imported here: recall.config imports this module to assemble Params.
-        from recall.config import ConfigError
-
         if not self.sample_seeds or not set(self.sample_seeds) <= set(self.seeds):
             raise ConfigError(f"study.sample_seeds {list(self.sample_seeds)} must be a non-empty "
                               f"subset of study.seeds {list(self.seeds)}")
@@ -93,8 +96,6 @@ class CoTConfig:
     max_tokens: int  # room for the reasoning and the final "answer :" line
 
     def __post_init__(self):
-        from recall.config import ConfigError  # see StudyConfig
-
         if self.max_tokens < 1:
             raise ConfigError(f"cot.max_tokens must be at least 1, got {self.max_tokens}")
 

@@ -18,8 +18,9 @@ from typing import Sequence
 import optuna
 from optuna.trial import TrialState
 
-from recall.config import Params, SearchDim, SweepConfig, flat_dict, with_overrides
+from recall.config import Params, flat_dict, with_overrides
 from recall.contract import QAItem
+from recall.platform_config import SearchDim, SweepConfig
 from recall.tracking import experiment_id, tracking_uri
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -83,10 +84,10 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
     import mlflow
     from transformers import AutoTokenizer
 
-    from recall.evaluation import GreedyEvaluation, greedy_accuracy
     from recall.compute import resolve
     from recall.engines import engine_for
-    from recall.judge_server import open_judge
+    from recall.evaluation import GreedyEvaluation, greedy_accuracy
+    from recall.judge.factory import open_judge
     from recall.training import train_grpo
 
     trial_params = with_overrides(params, suggest(trial, params.sweep.space))

@@ -24,11 +24,11 @@ from typing import Sequence
 
 from recall.compute import Resolved, is_main_process, load_model, per_device, trainer_kwargs
 from recall.config import RolloutConfig, fingerprint
-from recall.study_config import GRPOConfig, RLOOConfig
 from recall.contract import Judge, QAItem
-from recall.judge import reward_function
+from recall.judge.interface import reward_function
 from recall.prompts import DIRECT
-from recall.verdict_cache import weights_digest
+from recall.staging import weights_digest
+from recall.study_config import GRPOConfig, RLOOConfig
 
 FINGERPRINT_FILE = "recall_fingerprint.json"
 
@@ -50,7 +50,8 @@ def rl_arguments(cfg: RLOOConfig, rollout: RolloutConfig, output_dir: Path, seed
                  compute: Resolved, report_to: Sequence[str] = ("mlflow",)):
     """TRL GRPOConfig (or RLOOConfig, for an `RLOOConfig` section) from recall's params, with
     prompt counts turned into completion counts per device."""
-    from trl import GRPOConfig as TRLGRPOConfig, RLOOConfig as TRLRLOOConfig
+    from trl import GRPOConfig as TRLGRPOConfig
+    from trl import RLOOConfig as TRLRLOOConfig
 
     section = "grpo" if isinstance(cfg, GRPOConfig) else "rloo"
     if cfg.prompts_per_step % cfg.micro_batch_prompts:

@@ -97,10 +97,9 @@ def toy_judge(tmp_path_factory):
     import random
 
     from recall.compute import resolve
-    from recall.judge_training import judge_pairs, judge_tokenizer, train_judge
-    from recall.world import generate_world
-
     from recall.config import params_from_dict
+    from recall.judge.training import judge_pairs, judge_tokenizer, train_judge
+    from recall.world import generate_world
 
     params = params_from_dict(micro_params_dict())
     world = generate_world(params.world, seed=0)
@@ -114,7 +113,7 @@ def toy_judge(tmp_path_factory):
 @pytest.fixture(scope="session")
 def judge_server(toy_judge, tmp_path_factory):
     """A real vLLM OpenAI-compatible server on CPU serving the micro toy judge."""
-    from recall.judge_server import serve_judge
+    from recall.judge.server import serve_judge
 
     model_dir, world, params = toy_judge
     log = tmp_path_factory.mktemp("logs") / "judge_server.log"

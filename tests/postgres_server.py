@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from recall.judge_server import free_port
+from recall.judge.server import free_port
 
 
 def server_bin(name: str) -> str:

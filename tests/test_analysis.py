@@ -1,10 +1,9 @@
 import pytest
+from conftest import micro_params_dict
 
 from recall.analysis import accessibility_histogram, compare, report_markdown, write_plots
 from recall.config import params_from_dict
 from recall.contract import SampleRecord
-
-from conftest import micro_params_dict
 
 
 def _rec(i, split, scores):

@@ -4,10 +4,10 @@ import pytest
 
 from recall.baselines import dpo_pairs, known_items, run_dpo, run_rft, run_sft
 from recall.compute import Resolved
+from recall.contract import QAItem, SampleRecord
+from recall.judge.rules import RuleJudge
 
 CPU = Resolved("cpu", bf16=False, gradient_checkpointing=False, attn_implementation="sdpa")
-from recall.contract import QAItem, SampleRecord
-from recall.judge import RuleJudge
 
 
 def _item(i, answers=("paris",)):

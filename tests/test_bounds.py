@@ -4,11 +4,10 @@ import dataclasses
 import typing
 
 import pytest
+from conftest import micro_params_dict
 
 from recall.bounds import BOUNDS, bound_key
 from recall.config import ConfigError, Params, params_from_dict
-
-from conftest import micro_params_dict
 
 
 def _numeric_fields(cls, seen=None) -> set[str]:

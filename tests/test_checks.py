@@ -16,6 +16,7 @@ NEAR = 0.85  # params.yaml's validate.near_duplicate_similarity
 @pytest.fixture(scope="module")
 def deduped(tmp_path_factory):
     from conftest import micro_params_dict
+
     from recall.config import params_from_dict
 
     params = params_from_dict(micro_params_dict())

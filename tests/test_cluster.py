@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from conftest import ROOT
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from conftest import ROOT
 from recall.cluster import apply_params, find, kustomize, render, run_job, stage_job, watch_job
 from recall.config import load_params, with_overrides
 

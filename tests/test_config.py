@@ -2,11 +2,9 @@ import dataclasses
 
 import pytest
 import yaml
-
-from recall.config import (ConfigError, fingerprint, flat_dict, load_params, params_from_dict,
-                           with_overrides)
-
 from conftest import ROOT, micro_params_dict
+
+from recall.config import ConfigError, fingerprint, flat_dict, load_params, params_from_dict, with_overrides
 
 
 def test_params_yaml_loads_typed_and_frozen():

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from recall.contract import ContractError, QAItem, read_items, read_records, write_jsonl, Fact
+from recall.contract import ContractError, Fact, QAItem, read_items, read_records, write_jsonl
 
 GOOD = {"id": "x-1", "dataset": "toy", "question": "where ?", "answers": ["a"],
         "fact": {"subject": "s", "relation": "r"}, "split": "test"}

@@ -1,18 +1,24 @@
 """Dedup on the toy world's planted leaks and distractors, hand cases, and the LLM verifier's
 strictness against a scripted OpenAI-compatible server."""
 
-import re
 import dataclasses
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from recall.contract import Fact, QAItem
-from recall.dedup import (DedupError, HeuristicVerifier, LLMVerifier, deduplicate,
-                          parse_containment, read_report, score)
-from recall.contract import write_jsonl
+from recall.contract import Fact, QAItem, write_jsonl
+from recall.dedup import (
+    DedupError,
+    HeuristicVerifier,
+    LLMVerifier,
+    deduplicate,
+    parse_containment,
+    read_report,
+    score,
+)
 from recall.world import generate_world
 
 

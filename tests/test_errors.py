@@ -4,12 +4,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from recall.config import ConfigError
 from recall.contract import ContractError
 from recall.errors import EXIT_CODE, run_stage
-
-from conftest import ROOT
 
 
 def _fail(err):

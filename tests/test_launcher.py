@@ -4,8 +4,8 @@ cannot run here), and the accelerate configs it points at, loaded by accelerate 
 import dataclasses
 
 import pytest
-
 from conftest import ROOT
+
 from recall.compute import Resolved
 from recall.launcher import launch_command, needs_launch
 

@@ -4,17 +4,15 @@ default heuristic verifier held to recall >= 0.9 at precision >= 0.95 on them.""
 import csv
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from recall.config import SourceConfig, load_params
 from recall.contract import QAItem
 from recall.datasets import load_source
 from recall.dedup import HeuristicVerifier
 from recall.leak_fixture import fixture_items, measure, read_pairs
-
-from conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "leakage.jsonl"
 SHARED = ROOT.parent / "shared" / "data"

@@ -2,8 +2,16 @@ import math
 
 import pytest
 
-from recall.metrics import (accessibility_bin, accuracy, bin_labels, majority_vote, mean_pass_at_k,
-                            pass_at_k, repair_rates, transition_counts)
+from recall.metrics import (
+    accessibility_bin,
+    accuracy,
+    bin_labels,
+    majority_vote,
+    mean_pass_at_k,
+    pass_at_k,
+    repair_rates,
+    transition_counts,
+)
 
 EDGES = (0, 1, 2, 4, 8, 16, 32, 64, 128)
 

@@ -1,8 +1,8 @@
 """`recall plan`: the paper params hold together and get a bill; broken copies are refused."""
 
 import yaml
-
 from conftest import ROOT
+
 from recall.cli import main
 from recall.config import params_from_dict
 from recall.plan import estimate, problems

@@ -65,7 +65,8 @@ def test_training_completion_is_an_assistant_turn_for_chat(chat_tokenizer):
 
 
 def test_reward_grades_the_extracted_answer_of_conversational_completions():
-    from recall.judge import RuleJudge, reward_function
+    from recall.judge.interface import reward_function
+    from recall.judge.rules import RuleJudge
 
     f = reward_function(RuleJudge())
     chat = [[{"role": "assistant", "content": "Paris\nIt is the capital."}],

@@ -4,8 +4,13 @@ spreads; and the report's Table 1 rows."""
 import pytest
 
 from recall.contract import SampleRecord
-from recall.report import (attribution_shares, inference_baselines, majority_vote_accuracy,
-                           spread, transfer_gains)
+from recall.report import (
+    attribution_shares,
+    inference_baselines,
+    majority_vote_accuracy,
+    spread,
+    transfer_gains,
+)
 
 
 def _rec(i, completions, scores, split="test"):

@@ -1,7 +1,8 @@
 import pytest
 
 from recall.contract import QAItem, SamplingSettings
-from recall.judge import RuleJudge, Verdict
+from recall.judge.interface import Verdict
+from recall.judge.rules import RuleJudge
 from recall.sampling import accuracy_by_split, sample_items
 
 

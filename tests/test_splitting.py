@@ -4,7 +4,7 @@ import pytest
 
 from recall.config import DataConfig, SourceConfig
 from recall.contract import ContractError
-from recall.datasets import RawItem
+from recall.datasets.rows import RawItem
 from recall.splitting import selected_sources, split_sources
 
 

@@ -1,9 +1,8 @@
 import pytest
+from conftest import micro_params_dict
 
 from recall.config import ConfigError, params_from_dict
 from recall.study_config import AttributionConfig, GRPOConfig, RLOOConfig, StudyConfig
-
-from conftest import micro_params_dict
 
 
 def test_study_sections_are_typed_by_their_own_classes():

@@ -11,11 +11,12 @@ import mlflow
 import optuna
 import pytest
 import yaml
+from conftest import ROOT, micro_params_dict
 from optuna.trial import FixedTrial, TrialState
 
-from conftest import ROOT, micro_params_dict
-from recall.config import SearchDim, params_from_dict
+from recall.config import params_from_dict
 from recall.contract import write_jsonl
+from recall.platform_config import SearchDim
 from recall.sweep import rdb_storage, suggest
 
 

@@ -3,8 +3,8 @@ import dataclasses
 import pytest
 from transformers import TrainerCallback
 
-from recall.judge import RuleJudge
 from recall.compute import Resolved
+from recall.judge.rules import RuleJudge
 from recall.training import FINGERPRINT_FILE, rl_arguments, train_grpo
 
 # These runs pin CPU numerics: fp32 on the CPU, whatever the machine has.
@@ -94,7 +94,7 @@ def test_killed_run_resumes_finished_run_clears_checkpoints(grpo_run, tmp_path):
 
 
 def _llm_judge(params, base_url, model, tmp_path, **kw):
-    from recall.llm_judge import LLMJudge
+    from recall.judge.client import LLMJudge
 
     cfg = dataclasses.replace(params.judge, backend="llm", prompt="toy", cache="", **kw)
     return LLMJudge(cfg, base_url, model, on_unreachable="none")
@@ -116,7 +116,7 @@ def test_grpo_with_served_llm_judge_reward(tiny_model, judge_server, tmp_path):
 
 
 def test_grpo_unreachable_judge_gives_none_rewards_then_stops(tiny_model, tmp_path):
-    from recall.judge import JudgeError
+    from recall.judge.interface import JudgeError
 
     model_dir, world, params = tiny_model
     train = [i for i in world.items if i.split == "train"][:8]

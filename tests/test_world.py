@@ -1,11 +1,11 @@
 from collections import Counter
 
+from conftest import micro_params_dict
+
 from recall.config import params_from_dict
 from recall.contract import item_from_dict
-from recall.judge import normalize_answer
+from recall.judge.rules import normalize_answer
 from recall.world import answer_forms, generate_world
-
-from conftest import micro_params_dict
 
 
 def _world(seed=0, **world):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from recall.datasets import RawItem, answer_list, field, read_json_lines, text_field
+from recall.datasets.rows import RawItem, answer_list, field, read_json_lines, text_field
 
 
 def parse_row(row: dict, where: str, index: int) -> RawItem:

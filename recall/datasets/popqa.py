@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from recall.contract import ContractError, Fact
-from recall.datasets import RawItem, answer_list, field, read_table, text_field
+from recall.datasets.rows import RawItem, answer_list, field, read_table, text_field
 
 COLUMNS = ("id", "subj", "prop", "question", "possible_answers")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from recall.contract import ContractError
-from recall.datasets import RawItem, read_table, text_field
+from recall.datasets.rows import RawItem, read_table, text_field
 
 HEADERS = (("problem", "answer"), ("question", "true_answer"))
 

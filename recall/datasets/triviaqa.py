@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Iterator
 
 from recall.contract import ContractError
+from recall.datasets.rows import RawItem, answer_list, field, read_json_lines, text_field
 
 # The rc configs repeat a question verbatim once per evidence document: one item, not an error.
 VERBATIM_REPEATS = True
-from recall.datasets import RawItem, answer_list, field, read_json_lines, text_field
 
 
 def parse_row(row: dict, where: str, index: int) -> RawItem:

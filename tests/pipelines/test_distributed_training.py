@@ -11,7 +11,6 @@ import subprocess
 
 import mlflow
 import pytest
-
 from conftest import copy_repo, micro_params_dict
 
 pytestmark = pytest.mark.slow

@@ -7,9 +7,9 @@ import subprocess
 import mlflow
 import pytest
 import yaml
-
 from conftest import copy_repo, micro_params_dict
-from recall.study import METHODS
+
+from recall.study_config import METHODS
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,9 @@ import subprocess
 
 import pytest
 import yaml
+from conftest import ROOT, copy_repo, micro_params_dict
 
 from recall.leak_fixture import read_pairs
-
-from conftest import ROOT, copy_repo, micro_params_dict
 
 SHARED = ROOT.parent / "shared" / "data"
 

@@ -13,9 +13,9 @@ import re
 import subprocess
 
 import pytest
-
 from conftest import ROOT, copy_repo
-from recall.study import METHODS
+
+from recall.study_config import METHODS
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-from recall.verdict_cache import VerdictCache, model_identity, verdict_key
+from recall.judge.cache import VerdictCache, model_identity, verdict_key
 
 
 def test_a_retrained_judge_at_the_same_path_gets_new_cache_keys(tmp_path):

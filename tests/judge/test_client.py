@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from recall.judge import JudgeError, JudgeRequest
-from recall.completions import per_rank_concurrency
-from recall.llm_judge import LLMJudge
-from recall.prompts import JUDGE_BINARY, JUDGE_SIMPLEQA, JUDGE_TOY
+from recall.judge.client import LLMJudge
+from recall.judge.completions import per_rank_concurrency
+from recall.judge.interface import JudgeError, JudgeRequest
+from recall.judge.prompts import JUDGE_BINARY, JUDGE_SIMPLEQA, JUDGE_TOY
 
 pytestmark = pytest.mark.slow
 
@@ -83,8 +83,8 @@ def test_dedup_fast_path_and_cache(judge_server, tmp_path):
 CACHE_SCRIPT = """
 import dataclasses, json, sys
 from recall.config import load_params
-from recall.judge import JudgeRequest
-from recall.llm_judge import LLMJudge
+from recall.judge.interface import JudgeRequest
+from recall.judge.client import LLMJudge
 if __name__ == "__main__":
     base_url, model, cache, reqs = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     cfg = dataclasses.replace(load_params(sys.argv[5]).judge, backend="llm", prompt="toy",
@@ -120,7 +120,7 @@ def test_cache_is_shared_across_processes(judge_server, tmp_path):
 
 
 def test_server_stopped_mid_batch_retries_then_fails_clearly(toy_judge, tmp_path):
-    from recall.judge_server import free_port, start_server, stop_server, wait_healthy
+    from recall.judge.server import free_port, start_server, stop_server, wait_healthy
 
     model_dir, world, params = toy_judge
     port = free_port()

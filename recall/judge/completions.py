@@ -20,7 +20,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from recall.config import JudgeConfig
-from recall.judge import JudgeError
+from recall.judge.interface import JudgeError
 
 
 def per_rank_concurrency(global_cap: int, world_size: int | None = None) -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from recall.contract import ContractError, QAItem, SampleRecord, read_jsonl, require_field
-from recall.judge import JudgeRequest, exact_match, normalize_answer
-from recall.judge_training import agreement
+from recall.judge.interface import JudgeRequest
+from recall.judge.rules import exact_match, normalize_answer
 
 
 def labelled_from_samples(records: Sequence[SampleRecord], items: Mapping[str, QAItem],
@@ -56,7 +56,7 @@ def reliability(judge, groups: Mapping[str, Sequence[tuple[JudgeRequest, int]]])
 
 
 def reliability_by_kind(judge, pairs: Sequence) -> dict:
-    """Agreement on labelled pairs (recall.judge_training.LabelledPair), overall and per kind.
+    """Agreement on labelled pairs (recall.judge.training.LabelledPair), overall and per kind.
 
     Each pair is judged once; the per-kind figures slice the same verdicts.
     """
@@ -66,3 +66,22 @@ def reliability_by_kind(judge, pairs: Sequence) -> dict:
         idx = [i for i, p in enumerate(pairs) if p.kind == kind]
         report[kind] = agreement([pairs[i].label for i in idx], [verdicts[i] for i in idx])
     return report
+
+
+def agreement(labels: Sequence[int], verdicts: Sequence[int | None]) -> dict:
+    """Agreement with reference labels; a missing verdict counts as disagreement.
+
+    false_positive_rate: share of wrong answers judged correct; false_negative_rate: share
+    of correct answers judged wrong (or not judged).
+    """
+    if len(labels) != len(verdicts) or not labels:
+        raise ValueError("agreement needs one verdict per label, and at least one")
+    pos = [v for l_, v in zip(labels, verdicts) if l_ == 1]
+    neg = [v for l_, v in zip(labels, verdicts) if l_ == 0]
+    return {
+        "n": len(labels),
+        "agreement": sum(l_ == v for l_, v in zip(labels, verdicts)) / len(labels),
+        "false_positive_rate": sum(v == 1 for v in neg) / len(neg) if neg else None,
+        "false_negative_rate": sum(v != 1 for v in pos) / len(pos) if pos else None,
+        "no_verdict": sum(v is None for v in verdicts),
+    }

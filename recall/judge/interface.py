@@ -1,25 +1,16 @@
-"""Judges: decide whether a candidate answer matches the gold answers.
+"""The judge interface: a batch of `JudgeRequest` in, one `Verdict` per request out.
 
-One interface for every backend: a batch of `JudgeRequest` in, one `Verdict` per request
-out, with value 1 (correct), 0 (wrong) or None (no verdict: the reason says why).
-Evaluation, the sampling analyses and the GRPO reward all go through it, so training and
-testing can never disagree about what counts as correct.
-
-The rule judge is SQuAD-style normalised match against every alias. The LLM judge lives
-in `recall.llm_judge`.
+Value 1 (correct), 0 (wrong) or None (no verdict: the reason says why). Evaluation, the
+sampling analyses and the GRPO reward all go through one judge, so training and testing can
+never disagree about what counts as correct. Backends: `rules.RuleJudge` (normalised match)
+and `client.LLMJudge` (a vLLM server); `factory.open_judge` picks one from the params.
 """
 
 from __future__ import annotations
 
-import re
-import string
 from dataclasses import dataclass
-from typing import Sequence
 
-from recall.prompts import DIRECT, clean_completion, completion_text
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = str.maketrans("", "", string.punctuation)
+from recall.prompts import DIRECT, completion_text
 
 
 @dataclass(frozen=True)
@@ -39,32 +30,6 @@ class JudgeError(RuntimeError):
     """The judge could not give verdicts (unreachable after retries): never a reward of 0."""
 
 
-def normalize_answer(text: str) -> str:
-    """Lower-case, drop punctuation and articles, collapse whitespace (SQuAD v1.1).
-
-    >>> normalize_answer("The  Zantrix Corp.")
-    'zantrix corp'
-    """
-    text = text.lower().translate(_PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
-
-
-def exact_match(answers: Sequence[str], candidate: str) -> bool:
-    """Normalised candidate equals a normalised alias (an empty candidate never matches)."""
-    got = normalize_answer(clean_completion(candidate))
-    return bool(got) and any(got == normalize_answer(a) for a in answers)
-
-
-class RuleJudge:
-    """Normalised exact match against any gold alias: the paper's weaker reward ablation."""
-
-    name = "rule"
-
-    def judge(self, requests: Sequence[JudgeRequest]) -> list[Verdict]:
-        return [Verdict(int(exact_match(r.answers, r.candidate)), "exact_match") for r in requests]
-
-
 def reward_function(judge, max_failure_rate: float = 0.0):
     """A TRL reward function: binary correctness of each completion, from `judge`.
 
@@ -73,6 +38,7 @@ def reward_function(judge, max_failure_rate: float = 0.0):
     count is kept in `.unjudged`, and a batch with a larger share than `max_failure_rate`
     stops training with JudgeError.
 
+    >>> from recall.judge.rules import RuleJudge
     >>> f = reward_function(RuleJudge())
     >>> f(prompts=["q", "q"], completions=[" paris", " rome"], question=["q", "q"],
     ...   answers=[["paris"], ["paris"]])

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from recall.completions import CompletionClient
 from recall.config import JudgeConfig
-from recall.judge import JudgeError, JudgeRequest, Verdict, exact_match
-from recall.prompts import JUDGE_PROMPTS
-from recall.verdict_cache import VerdictCache, model_identity, verdict_key
+from recall.judge.cache import VerdictCache, model_identity, verdict_key
+from recall.judge.completions import CompletionClient
+from recall.judge.interface import JudgeError, JudgeRequest, Verdict
+from recall.judge.prompts import JUDGE_PROMPTS
+from recall.judge.rules import exact_match
 
 
 class LLMJudge:

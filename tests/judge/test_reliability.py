@@ -3,10 +3,10 @@ import json
 import pytest
 
 from recall.contract import ContractError, QAItem, SampleRecord
-from recall.judge import JudgeRequest, RuleJudge, Verdict
-from recall.judge_reliability import (labelled_from_samples, read_labelled, reliability,
-                                      reliability_by_kind)
-from recall.judge_training import LabelledPair
+from recall.judge.interface import JudgeRequest, Verdict
+from recall.judge.reliability import labelled_from_samples, read_labelled, reliability, reliability_by_kind
+from recall.judge.rules import RuleJudge
+from recall.judge.training import LabelledPair
 
 
 def test_labelled_from_samples_dedups_by_normalised_answer():

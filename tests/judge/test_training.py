@@ -3,10 +3,17 @@ from collections import Counter
 
 import pytest
 
-from recall.judge import exact_match
-from recall.judge_training import (_VerdictLines, agreement, judge_pairs, judge_tokenizer,
-                                   judge_training_pairs, pair_line, verdict_collator)
-from recall.prompts import JUDGE_TOY
+from recall.judge.prompts import JUDGE_TOY
+from recall.judge.reliability import agreement
+from recall.judge.rules import exact_match
+from recall.judge.training import (
+    _VerdictLines,
+    judge_pairs,
+    judge_tokenizer,
+    judge_training_pairs,
+    pair_line,
+    verdict_collator,
+)
 
 
 def test_pairs_are_labelled_by_ground_truth(tiny_model):
@@ -87,7 +94,7 @@ def test_training_pairs_draw_fresh_negatives_and_leave_the_held_out_stream_alone
 PAIRS_SCRIPT = """
 import hashlib, random
 from recall.config import params_from_dict
-from recall.judge_training import judge_training_pairs
+from recall.judge.training import judge_training_pairs
 from recall.world import generate_world
 from conftest import micro_params_dict
 
@@ -105,7 +112,7 @@ def test_pairs_do_not_depend_on_the_process_hash_seed():
     import sys
     from pathlib import Path
 
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]
     digests = {subprocess.run([sys.executable, "-c", PAIRS_SCRIPT], capture_output=True,
                               text=True, check=True, cwd=tests,
                               env={**os.environ, "PYTHONHASHSEED": seed,

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-
 SHARED_URL_ENV = "RECALL_JUDGE_URL"
 SHARED_DIGEST_ENV = "RECALL_JUDGE_DIGEST"
 
@@ -97,7 +96,7 @@ def shared_server(model_dir: str) -> str | None:
 
     Raises when that server was started for other weights than `model_dir` holds now.
     """
-    from recall.verdict_cache import weights_digest
+    from recall.staging import weights_digest
 
     url = os.environ.get(SHARED_URL_ENV)
     if not url:
@@ -114,7 +113,7 @@ def shared_server(model_dir: str) -> str | None:
 def run_with_judge(cfg, cmd: list[str]) -> int:
     """Run `cmd` with one judge server for all of it, when `cfg` (a JudgeConfig) would make
     each stage serve `cfg.model` itself; otherwise just run it. Returns its exit code."""
-    from recall.verdict_cache import weights_digest
+    from recall.staging import weights_digest
 
     if cfg.backend != "llm" or cfg.base_url or not Path(cfg.model).is_dir():
         return subprocess.call(cmd)
@@ -122,24 +121,3 @@ def run_with_judge(cfg, cmd: list[str]) -> int:
         env = {**os.environ, SHARED_URL_ENV: base_url,
                SHARED_DIGEST_ENV: weights_digest(cfg.model)}
         return subprocess.call(cmd, env=env)
-
-
-@contextlib.contextmanager
-def open_judge(cfg, on_unreachable: str = "raise") -> Iterator[object]:
-    """The judge that `cfg` (a JudgeConfig) names, with a vLLM server for as long as needed.
-
-    rule: the normalised-match judge. llm: `cfg.base_url` if given, else the server that
-    `run_with_judge` started, else `cfg.model` served here for the duration of the block.
-    """
-    from recall.judge import RuleJudge
-    from recall.llm_judge import LLMJudge
-
-    if cfg.backend == "rule":
-        yield RuleJudge()
-    elif cfg.base_url:
-        yield LLMJudge(cfg, cfg.base_url, cfg.model, on_unreachable=on_unreachable)
-    elif shared := shared_server(cfg.model):
-        yield LLMJudge(cfg, shared, cfg.model, on_unreachable=on_unreachable)
-    else:
-        with serve_judge(cfg.model) as base_url:
-            yield LLMJudge(cfg, base_url, cfg.model, on_unreachable=on_unreachable)

@@ -1,4 +1,5 @@
-from recall.judge import JudgeRequest, RuleJudge, normalize_answer, reward_function
+from recall.judge.interface import JudgeRequest, reward_function
+from recall.judge.rules import RuleJudge, normalize_answer
 
 
 def _score(golds, candidate):

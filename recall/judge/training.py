@@ -20,8 +20,8 @@ from typing import Sequence
 import torch
 
 from recall.contract import QAItem
-from recall.judge import JudgeRequest
-from recall.prompts import JUDGE_TOY
+from recall.judge.interface import JudgeRequest
+from recall.judge.prompts import JUDGE_TOY
 from recall.world import RELATIONS, answer_forms
 
 TRAIN_GROUPS = ("instruct", "train")
@@ -50,7 +50,9 @@ def judge_pairs(items: Sequence[QAItem], rng: random.Random, negatives: int = 3)
     pairs = []
     for it in items:
         rel, word = it.fact.relation, _core_word(it)
-        req = lambda cand: JudgeRequest(it.question, it.answers, cand)  # noqa: E731
+        def req(cand, it=it):
+            return JudgeRequest(it.question, it.answers, cand)
+
         for alias in it.answers:
             pairs.append(LabelledPair(req(alias), 1, "alias"))
         # sorted: a set's order follows PYTHONHASHSEED, which differs per process, and the
@@ -173,22 +175,3 @@ def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, se
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return {"pairs": len(pairs), "train_loss": float(result.training_loss)}
-
-
-def agreement(labels: Sequence[int], verdicts: Sequence[int | None]) -> dict:
-    """Agreement with reference labels; a missing verdict counts as disagreement.
-
-    false_positive_rate: share of wrong answers judged correct; false_negative_rate: share
-    of correct answers judged wrong (or not judged).
-    """
-    if len(labels) != len(verdicts) or not labels:
-        raise ValueError("agreement needs one verdict per label, and at least one")
-    pos = [v for l_, v in zip(labels, verdicts) if l_ == 1]
-    neg = [v for l_, v in zip(labels, verdicts) if l_ == 0]
-    return {
-        "n": len(labels),
-        "agreement": sum(l_ == v for l_, v in zip(labels, verdicts)) / len(labels),
-        "false_positive_rate": sum(v == 1 for v in neg) / len(neg) if neg else None,
-        "false_negative_rate": sum(v != 1 for v in pos) / len(pos) if pos else None,
-        "no_verdict": sum(v is None for v in verdicts),
-    }

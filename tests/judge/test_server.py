@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from recall.judge_server import SHARED_DIGEST_ENV, SHARED_URL_ENV, run_with_judge, shared_server
-from recall.verdict_cache import weights_digest
+from recall.judge.server import SHARED_DIGEST_ENV, SHARED_URL_ENV, run_with_judge, shared_server
+from recall.staging import weights_digest
 
 
 def _model_dir(tmp_path, weights: bytes):
@@ -45,8 +45,8 @@ def test_rule_judge_runs_the_command_without_a_server(micro_params, monkeypatch)
 
 
 def test_one_server_grades_for_the_whole_command(judge_server, monkeypatch, capfd):
-    from recall.judge import JudgeRequest
-    from recall.llm_judge import LLMJudge
+    from recall.judge.client import LLMJudge
+    from recall.judge.interface import JudgeRequest
 
     base_url, model_dir, world, params = judge_server
     monkeypatch.delenv(SHARED_URL_ENV, raising=False)
@@ -61,8 +61,8 @@ def test_one_server_grades_for_the_whole_command(judge_server, monkeypatch, capf
     child = (
         "import json, os, sys\n"
         "from recall.config import JudgeConfig\n"
-        "from recall.judge import JudgeRequest\n"
-        "from recall.judge_server import open_judge\n"
+        "from recall.judge.interface import JudgeRequest\n"
+        "from recall.judge.factory import open_judge\n"
         "cfg = JudgeConfig(**json.loads(sys.argv[1]))\n"
         "reqs = [JudgeRequest(q, tuple(a), c) for q, a, c in json.loads(sys.argv[2])]\n"
         "with open_judge(cfg) as judge:\n"

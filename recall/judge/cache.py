@@ -13,21 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from recall.judge import normalize_answer
-
-
-_HASH_LIMIT = 4 << 30  # above this, weights are identified by name, size and mtime, not content
-
-
-def weights_digest(model_dir: str | Path) -> str:
-    """Identity of a model directory's weights (safetensors files)."""
-    files = [(f, f.stat()) for f in sorted(Path(model_dir).glob("*.safetensors"))]
-    digest = hashlib.sha256()
-    big = sum(st.st_size for _, st in files) > _HASH_LIMIT
-    for f, st in files:
-        digest.update(f.name.encode())
-        digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode() if big else f.read_bytes())
-    return digest.hexdigest()[:16]
+from recall.judge.rules import normalize_answer
+from recall.staging import weights_digest
 
 
 def model_identity(model: str) -> str:
