@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make experiment   set up, then `dvc repro` the default (toy) study
-#   make test         set up, then run the test suite
+#   make test         set up, lint, then run the test suite (random order)
+#   make test-fast    the suite without `slow` tests (under 5 minutes on 2 CPU cores)
 SHELL := /bin/bash
 VENV := $(CURDIR)/.venv/bin
 # No network at run time: every model and dataset is local, and nothing phones home.
@@ -8,7 +9,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export DO_NOT_TRACK=1 VLLM_NO_USAGE_STATS=1 DVC_NO_ANALYTICS=1
 export PATH := $(VENV):$(PATH)
 
-.PHONY: setup experiment test bench
+.PHONY: setup experiment test test-fast lint bench
 setup:
 	@bash scripts/setup.sh
 
@@ -17,8 +18,14 @@ experiment: setup
 	dvc repro judge
 	recall serve-judge -- dvc repro
 
-test: setup
+lint: setup
+	ruff check .
+
+test: setup lint
 	python -m pytest
+
+test-fast: setup lint
+	python -m pytest -m "not slow and not gpu"
 
 bench: setup
 	python benchmarks/engines.py

@@ -1,6 +1,6 @@
 """Stage `attribution`: GRPO on RL-train partitions by pre-RL accessibility, at matched size.
 
-    python pipelines/attribution.py
+    dvc repro attribution   # dvc.yaml's cmd passes every input and output path
 Partitions RL-train by the base model's correct count among its samples
 (`attribution.partitions`, e.g. inaccessible 0, partial 1-64, high 65-128), cuts each to the
 same size, runs GRPO (the grpo section, `attribution.prompts_per_step` prompts per step) on
@@ -11,23 +11,27 @@ runs/attribution/<partition>/seed<s>/greedy.jsonl and metrics/attribution.json.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from recall.analysis import correct_counts
 from recall.config import load_params
-from recall.contract import read_items, read_records
+from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
-from recall.study import attribution_config, attribution_subsets, run_seed
+from recall.study import OutputDirs, attribution_config, attribution_subsets, run_seed
 from recall.tracking import stage_run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
-    ap.add_argument("--base", type=Path, default=Path("models/base"))
+    ap.add_argument("--items", type=Path, required=True)
+    ap.add_argument("--base", type=Path, required=True)
+    ap.add_argument("--base-samples", type=Path, required=True, help="accessibility comes from them")
+    ap.add_argument("--models", type=Path, required=True, help="<models>/<partition>/seed<s>")
+    ap.add_argument("--runs", type=Path, required=True, help="<runs>/<partition>/seed<s>")
+    ap.add_argument("--checkpoints", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
     cfg = params.attribution
@@ -38,7 +42,8 @@ def main() -> None:
 
         items = read_items(args.items)
         train = [it for it in items if it.split == "train"]
-        base = read_records(Path("runs/base/samples.jsonl"))
+        base = read_records(args.base_samples)
+        out_dirs = OutputDirs(args.models, args.runs, args.checkpoints)
         access = correct_counts(base, "train")
         grpo = attribution_config(params, cfg.prompts_per_step)
         out = {"partitions": {}, "size": None}
@@ -47,7 +52,8 @@ def main() -> None:
                                           cfg.prompts_per_step)
             for name, subset in subsets.items():
                 summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
-                                   f"attribution/{name}", seed, cfg=grpo, dynamics=False, sample=False)
+                                   f"attribution/{name}", seed, out_dirs.sub(name), cfg=grpo,
+                                   dynamics=False, sample=False)
                 summary.pop("dynamics")
                 out["size"] = len(subset)
                 out["partitions"].setdefault(name, {})[f"seed{seed}"] = summary
@@ -55,8 +61,7 @@ def main() -> None:
                                   summary["greedy_accuracy"]["test"])
         out["available"] = {name: sum(lo <= access[it.id] <= hi for it in train)
                             for name, (lo, hi) in cfg.partitions.items()}
-        Path("metrics").mkdir(exist_ok=True)
-        Path("metrics/attribution.json").write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.metrics, out)
 
 
 if __name__ == "__main__":

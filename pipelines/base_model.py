@@ -1,6 +1,6 @@
 """Stage `base_model`: the policy every method starts from, in models/base.
 
-    python pipelines/base_model.py [--params params.yaml] [--world data/world] [--out models/base]
+    dvc repro base_model   # dvc.yaml's cmd passes every input and output path
 
 `models.base.source: pretrain` (toy): a tokenizer and a tiny GPT-2 trained from scratch on
 the world's biographies and instruction QA. `hub` (paper): the pinned revision of a Hugging
@@ -11,12 +11,11 @@ only ever staged here, never overwritten by a toy one.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from recall.compute import resolve
 from recall.config import load_params
-from recall.contract import read_items
+from recall.contract import read_items, write_json
 from recall.errors import run_stage
 from recall.pretraining import build_tokenizer, corpus_documents, pretrain
 from recall.staging import stage_logged
@@ -26,9 +25,9 @@ from recall.tracking import stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--world", type=Path, default=Path("data/world"))
-    ap.add_argument("--out", type=Path, default=Path("models/base"))
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/base_model.json"))
+    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
 
@@ -50,8 +49,7 @@ def main() -> None:
                          resolve(params.compute))
         for step, loss in enumerate(stats.pop("loss_curve")):
             mlflow.log_metric("pretrain_loss", loss, step=step)
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(stats, indent=2) + "\n")
+        write_json(args.metrics, stats)
         mlflow.log_metrics(stats)
         if params.tracking.log_models:
             mlflow.log_artifacts(str(args.out), artifact_path="model")

@@ -1,6 +1,6 @@
 """Stage `dedup`: remove val/test items whose fact is asked by a training item.
 
-    python pipelines/dedup.py [--params params.yaml]
+    dvc repro dedup   # dvc.yaml's cmd passes every input and output path
 Reads data/splits/items.jsonl. Writes data/dedup/items.jsonl (the splits without leaks),
 data/dedup/report.jsonl (every verified candidate pair, its verdict and reasoning),
 reports/dedup.md (counts and flagged examples) and metrics/dedup.json. Where every item has a
@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from recall.config import load_params
-from recall.contract import read_items, write_jsonl
+from recall.contract import read_items, write_json, write_jsonl
 from recall.dedup import deduplicate, open_verifier, report_markdown, score
 from recall.errors import run_stage
 from recall.tracking import log_to_parent, stage_run
@@ -24,10 +24,11 @@ from recall.tracking import log_to_parent, stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/splits/items.jsonl"))
-    ap.add_argument("--planted", type=Path, default=Path("data/world/planted.json"))
-    ap.add_argument("--out", type=Path, default=Path("data/dedup"))
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/dedup.json"))
+    ap.add_argument("--items", type=Path, required=True)
+    ap.add_argument("--planted", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
+    ap.add_argument("--report", type=Path, required=True, help="the removed pairs, as markdown")
     args = ap.parse_args()
     params = load_params(args.params)
 
@@ -50,10 +51,9 @@ def main() -> None:
                 summary["score"]["planted_distractors"] = len(planted["distractors"])
         write_jsonl(args.out / "items.jsonl", kept)
         write_jsonl(args.out / "report.jsonl", report)
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(summary, indent=2) + "\n")
-        Path("reports").mkdir(exist_ok=True)
-        Path("reports/dedup.md").write_text(report_markdown(summary, report))
+        write_json(args.metrics, summary)
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(report_markdown(summary, report))
 
         headline = {"dedup_candidate_pairs": summary["candidate_pairs"],
                     "dedup_contained_pairs": summary["contained_pairs"],
@@ -63,7 +63,7 @@ def main() -> None:
         mlflow.log_metrics(headline)
         mlflow.set_tag("dedup_verifier", summary["verifier"])
         log_to_parent(run, headline)
-        mlflow.log_artifact("reports/dedup.md")
+        mlflow.log_artifact(str(args.report))
         mlflow.log_artifact(str(args.out / "report.jsonl"), artifact_path="dedup")
 
 

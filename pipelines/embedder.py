@@ -1,6 +1,6 @@
 """Stage `embedder`: the sentence-transformers model of dense dedup retrieval, in models/embedder.
 
-    python pipelines/embedder.py [--params params.yaml] [--out models/embedder]
+    dvc repro embedder   # dvc.yaml's cmd passes every input and output path
 
 `models.embedder.source: hub` stages the pinned revision (paper: all-MiniLM-L6-v2, as a
 stand-in for the paper's unnamed embedder); `local` copies a directory; `none` (toy: TF-IDF
@@ -22,7 +22,7 @@ from recall.tracking import stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", type=Path, default=Path("models/embedder"))
+    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
     with stage_run(params, "embedder"):

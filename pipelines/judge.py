@@ -3,7 +3,7 @@ the toy judge on labelled pairs from the world and score it served; `hub` / `loc
 the pinned judge (paper: Qwen2.5-72B-Instruct, which the judge server loads and whose
 tokenizer frames the grading prompts); `none`: a judge served elsewhere (judge.base_url).
 
-    python pipelines/judge.py [--params params.yaml] [--world data/world] [--out models/judge]
+    dvc repro judge   # dvc.yaml's cmd passes every input and output path
 Held-out agreement is measured through the judge as served (vLLM, the toy prompt, no fast
 path and no cache), so it is the model's own score; it goes to metrics/judge.json and MLflow.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import random
 from pathlib import Path
 
 from recall.compute import resolve
 from recall.config import load_params
-from recall.contract import read_items
+from recall.contract import read_items, write_json
 from recall.errors import run_stage
 from recall.judge.client import LLMJudge
 from recall.judge.reliability import reliability_by_kind
@@ -38,9 +37,9 @@ from recall.tracking import stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--world", type=Path, default=Path("data/world"))
-    ap.add_argument("--out", type=Path, default=Path("models/judge"))
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/judge.json"))
+    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
     cfg = params.judge_model
@@ -68,8 +67,7 @@ def main() -> None:
             judge = LLMJudge(bare, base_url, str(args.out))
             report = reliability_by_kind(judge, held_out)
         summary = {**stats, "held_out": report}
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.metrics, summary)
         mlflow.log_metric("judge_train_loss", stats["train_loss"])
         mlflow.log_metrics({f"judge_{k}": v for k, v in report["all"].items() if v is not None})
         if params.tracking.log_models:

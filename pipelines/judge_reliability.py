@@ -1,6 +1,6 @@
 """Stage `judge_reliability`: the judge's agreement with ground truth on real policy samples.
 
-    python pipelines/judge_reliability.py [--params params.yaml] [--labels FILE]
+    dvc repro judge_reliability   # dvc.yaml's cmd passes every input and output path
 The paper's Appendix D: distinct test answers sampled before RL (runs/base) and after RL
 (runs/grpo/seed0), labelled by the toy world's ground truth, or by a labelled sample file
 (--labels, JSON lines of question/answers/candidate/label) for real data. The judge is the
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 from recall.config import load_params
-from recall.contract import read_items, read_records
+from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
 from recall.judge.reliability import labelled_from_samples, read_labelled, reliability
@@ -25,11 +24,11 @@ from recall.tracking import log_to_parent, stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
-    ap.add_argument("--runs", nargs="+", default=["base:pre_rl", "grpo/seed0:post_rl"],
-                    help="run:group pairs; samples come from runs/<run>/samples.jsonl")
+    ap.add_argument("--items", type=Path, required=True)
+    ap.add_argument("--samples", nargs="+", required=True,
+                    help="path:group pairs, e.g. runs/base/samples.jsonl:pre_rl")
     ap.add_argument("--labels", type=Path, help="labelled sample file (real data)")
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/judge_reliability.json"))
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
 
@@ -38,9 +37,9 @@ def main() -> None:
 
         items = {it.id: it for it in read_items(args.items)}
         groups = {}
-        for spec in args.runs:
-            model, group = spec.split(":")
-            records = read_records(Path("runs") / model / "samples.jsonl")
+        for spec in args.samples:
+            path, _, group = spec.rpartition(":")
+            records = read_records(Path(path))
             groups[group] = labelled_from_samples(records, items, split="test")
         if args.labels:
             groups["labelled"] = read_labelled(args.labels)
@@ -48,8 +47,7 @@ def main() -> None:
         with open_judge(bare) as judge:
             report = reliability(judge, groups)
         report = {"judge": judge.name, **report}
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.metrics, report)
         mlflow.set_tag("judge", judge.name)
         headline = {f"judge_{name}_{group}": scores[name] for group, scores in report.items()
                     if isinstance(scores, dict)

@@ -1,18 +1,17 @@
 """Stage `sample@<model>`: greedy answers and n rollout samples per item, every one judged;
 with `cot.run`, also greedy chain-of-thought answers to the test items.
 
-    python pipelines/sample.py base   # or grpo; reads models/<model>, writes runs/<model>
+    dvc repro sample@base   # dvc.yaml's cmd passes every input and output path
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from recall.config import load_params
-from recall.contract import read_items, write_jsonl
+from recall.contract import read_items, write_json, write_jsonl
 from recall.engines import engine_for
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
@@ -30,14 +29,16 @@ from recall.tracking import stage_run
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("model", help="model name: reads models/<model>, writes runs/<model>")
+    ap.add_argument("model", help="the model's name in records and MLflow (e.g. base)")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
+    ap.add_argument("--items", type=Path, required=True)
+    ap.add_argument("--model-dir", type=Path, required=True, help="the model to sample")
+    ap.add_argument("--runs", type=Path, required=True, help="where its records go")
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
     cfg = params.sampling
-    model_dir, out = Path("models") / args.model, Path("runs") / args.model
-    metrics_path = Path("metrics") / f"sample_{args.model}.json"
+    model_dir, out = args.model_dir, args.runs
 
     # Evaluation: an unreachable LLM judge is an error here, never a score of 0.
     with stage_run(params, f"sample@{args.model}"), open_judge(params.judge) as judge:
@@ -68,8 +69,7 @@ def main() -> None:
             "unjudged": unjudged_greedy + unjudged_samples + unjudged_cot,
             **cot,
         }
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.metrics, summary)
         mlflow.set_tags({"engine": engine.name, "judge": judge.name,
                          "prompt": DIRECT.label, "chat": str(has_chat_template(engine.tokenizer))}
                         | ({"cot_prompt": COT.label} if cot else {}))
@@ -81,7 +81,7 @@ def main() -> None:
 
 
 def _cot(engine, judge, items, cfg, model: str, out: Path) -> tuple[dict, int]:
-    """Greedy chain-of-thought on the test items: runs/<model>/cot.jsonl (judged answers) and
+    """Greedy chain-of-thought on the test items: `out`/cot.jsonl (judged answers) and
     cot_reasoning.jsonl (the full completions); returns its metrics and unjudged count."""
     test = [it for it in items if it.split == "test"]
     records, reasoning, unjudged = cot_greedy(engine, judge, test, cfg.max_tokens, model)

@@ -1,6 +1,6 @@
 """Stage `split`: QA items in the data contract, split train / val / test.
 
-    python pipelines/split.py [--params params.yaml] [--world data/world/items.jsonl]
+    dvc repro split   # dvc.yaml's cmd passes every input and output path
 data.source world: the toy world's own split (instruct / RL-train / val / test people).
 data.source datasets: each configured file (or Hub split) loaded and split by the paper's
 protocol (recall/splitting.py). Writes data/splits/items.jsonl and metrics/split.json.
@@ -9,12 +9,11 @@ protocol (recall/splitting.py). Writes data/splits/items.jsonl and metrics/split
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
 from recall.config import load_params
-from recall.contract import read_items, write_jsonl
+from recall.contract import read_items, write_json, write_jsonl
 from recall.datasets import load_source, source_origin
 from recall.errors import run_stage
 from recall.splitting import selected_sources, split_sources
@@ -24,9 +23,9 @@ from recall.tracking import stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--world", type=Path, default=Path("data/world/items.jsonl"))
-    ap.add_argument("--out", type=Path, default=Path("data/splits/items.jsonl"))
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/split.json"))
+    ap.add_argument("--world", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
 
@@ -43,8 +42,7 @@ def main() -> None:
             summary["origin"] = {src.name: source_origin(src) for src in sources}
         summary["items"] = dict(Counter(it.split for it in items))
         write_jsonl(args.out, items)
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.metrics, summary)
         mlflow.log_metrics({f"items_{split}": n for split, n in summary["items"].items()})
 
 

@@ -1,6 +1,6 @@
 """Stage `train@<method>`: one training method over `study.seeds`, all on the one base model.
 
-    python pipelines/train.py grpo   # grpo | rloo | sft | sft_known | dpo | rft
+    dvc repro train@grpo   # dvc.yaml's cmd passes every input and output path
 Each seed trains from models/base on the RL-train items (greedy train/test accuracy is
 recorded over normalised training progress), then gets the base model's analyses: greedy
 answers and `sampling.n_samples` test samples. Writes models/<method>/seed<s>,
@@ -17,17 +17,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import json
 import sys
 from pathlib import Path
 
 from recall.compute import is_main_process, world_size
 from recall.config import load_params
-from recall.contract import read_items, read_records
+from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
 from recall.launcher import needs_launch, relaunch
-from recall.study import reward_judge, run_seed
+from recall.study import OutputDirs, reward_judge, run_seed
 from recall.study_config import METHODS, RL_METHODS
 from recall.tracking import log_to_parent, stage_run
 
@@ -36,9 +35,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("method", choices=METHODS)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
-    ap.add_argument("--base", type=Path, default=Path("models/base"))
-    ap.add_argument("--checkpoints", type=Path, help="checkpoint root (default checkpoints/<method>)")
+    ap.add_argument("--items", type=Path, required=True)
+    ap.add_argument("--base", type=Path, required=True)
+    ap.add_argument("--base-samples", type=Path, required=True,
+                    help="the base model's samples (accessibility, DPO pairs)")
+    ap.add_argument("--models", type=Path, required=True, help="trained models: <models>/seed<s>")
+    ap.add_argument("--runs", type=Path, required=True, help="records: <runs>/seed<s>")
+    ap.add_argument("--checkpoints", type=Path, required=True, help="<checkpoints>/seed<s>")
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
     if needs_launch(params.compute):
@@ -52,19 +56,20 @@ def main() -> None:
             as run, open_judge(params.judge, on_unreachable="none") as judge:
         items = read_items(args.items)
         train = [it for it in items if it.split == "train"]
-        base_samples = {r.id: r for r in read_records(Path("runs/base/samples.jsonl"))}
+        base_samples = {r.id: r for r in read_records(args.base_samples)}
         # A declared output of every train@ stage; only the RL methods write checkpoints.
-        (args.checkpoints or Path("checkpoints") / method).mkdir(parents=True, exist_ok=True)
+        args.checkpoints.mkdir(parents=True, exist_ok=True)
+        out = OutputDirs(args.models, args.runs, args.checkpoints)
         seeds = {}
         for seed in params.study.seeds:
             seeds[seed] = run_seed(method, params, args.base, train, items, base_samples,
-                                   judge, method, seed, sample=seed in params.study.sample_seeds,
-                                   checkpoints=args.checkpoints)
+                                   judge, method, seed, out,
+                                   sample=seed in params.study.sample_seeds)
         if main_process:
-            _record(params, method, seeds, judge, run)
+            _record(params, method, seeds, judge, run, out, args.metrics)
 
 
-def _record(params, method: str, seeds: dict, judge, run) -> None:
+def _record(params, method: str, seeds: dict, judge, run, out: OutputDirs, metrics: Path) -> None:
     """The main process's outputs: MLflow metrics and models, dynamics.csv, the metrics file."""
     import mlflow
 
@@ -72,17 +77,15 @@ def _record(params, method: str, seeds: dict, judge, run) -> None:
         mlflow.log_metrics({f"seed{seed}_greedy_acc_{s}": v
                             for s, v in summary["greedy_accuracy"].items()})
         if params.tracking.log_models:
-            mlflow.log_artifacts(str(Path("models") / method / f"seed{seed}"),
+            mlflow.log_artifacts(str(out.models / f"seed{seed}"),
                                  artifact_path=f"model/seed{seed}")
     rows = [{"method": method, "seed": seed, **row}
             for seed, summary in seeds.items() for row in summary.pop("dynamics")]
-    with (Path("runs") / method / "dynamics.csv").open("w", newline="") as fh:
+    with (out.runs / "dynamics.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, ["method", "seed", "progress", "step", "split", "accuracy"])
         writer.writeheader()
         writer.writerows(rows)
-    Path("metrics").mkdir(exist_ok=True)
-    metrics = Path("metrics") / f"train_{method}.json"
-    metrics.write_text(json.dumps({f"seed{s}": v for s, v in seeds.items()}, indent=2) + "\n")
+    write_json(metrics, {f"seed{s}": v for s, v in seeds.items()})
     mlflow.set_tags({"judge": judge.name, "world_size": str(world_size())})
     if method in RL_METHODS:  # the reward ablation: which grader the reward came from
         cfg = getattr(params, method)
@@ -90,7 +93,7 @@ def _record(params, method: str, seeds: dict, judge, run) -> None:
     mean_test = sum(s["greedy_accuracy"]["test"] for s in seeds.values()) / len(seeds)
     mlflow.log_metric("greedy_acc_test_mean", mean_test)
     log_to_parent(run, {f"test_acc_{method}": mean_test})
-    mlflow.log_artifact(str(Path("runs") / method / "dynamics.csv"))
+    mlflow.log_artifact(str(out.runs / "dynamics.csv"))
 
 if __name__ == "__main__":
     run_stage(main)

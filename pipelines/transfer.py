@@ -1,6 +1,6 @@
 """Stage `transfer`: GRPO trained on one "dataset", greedy accuracy on another.
 
-    python pipelines/transfer.py
+    dvc repro transfer   # dvc.yaml's cmd passes every input and output path
 Source and target are `transfer.source` / `transfer.target` families of `transfer.by`
 (toy: relation families; real data: dataset names). GRPO (the grpo section) trains on the
 source's RL-train items for every `transfer.seeds`; greedy answers on every evaluated split
@@ -10,22 +10,25 @@ go to runs/transfer/seed<s>/greedy.jsonl, and the item lists to metrics/transfer
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from recall.config import load_params
-from recall.contract import read_items
+from recall.contract import read_items, write_json
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
-from recall.study import run_seed, transfer_items
+from recall.study import OutputDirs, run_seed, transfer_items
 from recall.tracking import stage_run
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--items", type=Path, default=Path("data/validated/items.jsonl"))
-    ap.add_argument("--base", type=Path, default=Path("models/base"))
+    ap.add_argument("--items", type=Path, required=True)
+    ap.add_argument("--base", type=Path, required=True)
+    ap.add_argument("--models", type=Path, required=True, help="<models>/seed<s>")
+    ap.add_argument("--runs", type=Path, required=True, help="<runs>/seed<s>")
+    ap.add_argument("--checkpoints", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
     cfg = params.transfer
@@ -41,12 +44,12 @@ def main() -> None:
                "target_test": [it.id for it in target_test], "seeds": {}}
         for seed in cfg.seeds:
             summary = run_seed("grpo", params, args.base, train, items, {}, judge, "transfer",
-                               seed, dynamics=False, sample=False)
+                               seed, OutputDirs(args.models, args.runs, args.checkpoints),
+                               dynamics=False, sample=False)
             summary.pop("dynamics")
             out["seeds"][f"seed{seed}"] = summary
             mlflow.log_metric(f"seed{seed}_test_acc", summary["greedy_accuracy"]["test"])
-        Path("metrics").mkdir(exist_ok=True)
-        Path("metrics/transfer.json").write_text(json.dumps(out, indent=2) + "\n")
+        write_json(args.metrics, out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage `validate`: Great Expectations suites over the deduplicated splits; fails on leakage.
 
-    python pipelines/validate.py [--params params.yaml]
+    dvc repro validate   # dvc.yaml's cmd passes every input and output path
 Runs schema, leakage and distribution suites in one Checkpoint (recall/checks.py) over
 data/dedup/items.jsonl and the dedup report. Data Docs go to reports/gx and MLflow either way;
 metrics/validate.json counts the results. On success the splits are copied to
@@ -11,13 +11,12 @@ non-zero, naming each failed expectation and its offending items, and `dvc repro
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from recall.checks import run_checks
 from recall.config import load_params
-from recall.contract import SPLITS, read_items, write_jsonl
+from recall.contract import SPLITS, read_items, write_json, write_jsonl
 from recall.dedup import read_report
 from recall.errors import run_stage
 from recall.tracking import stage_run
@@ -26,10 +25,10 @@ from recall.tracking import stage_run
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--dedup", type=Path, default=Path("data/dedup"))
-    ap.add_argument("--docs", type=Path, default=Path("reports/gx"))
-    ap.add_argument("--out", type=Path, default=Path("data/validated/items.jsonl"))
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/validate.json"))
+    ap.add_argument("--dedup", type=Path, required=True)
+    ap.add_argument("--docs", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
 
@@ -46,8 +45,7 @@ def main() -> None:
                    "failures": [{"suite": f.suite, "expectation": f.expectation,
                                  "column": f.column, "offending": list(f.offending[:100]),
                                  "count": len(f.offending)} for f in failures]}
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.metrics, summary)
         mlflow.log_artifacts(str(args.docs), artifact_path="data_docs")
         mlflow.log_metrics({"validate_success": float(ok),
                             "validate_failed_expectations": float(len(failures))})

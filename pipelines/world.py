@@ -1,6 +1,6 @@
 """Stage `world`: generate the toy fact world (people, biographies, QA items).
 
-    python pipelines/world.py [--params params.yaml] [--out data/world]
+    dvc repro world   # dvc.yaml's cmd passes every input and output path
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from recall.config import load_params
-from recall.contract import write_jsonl
+from recall.contract import write_json, write_jsonl
 from recall.errors import run_stage
 from recall.tracking import stage_run
 from recall.world import generate_world
@@ -20,8 +20,8 @@ from recall.world import generate_world
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", type=Path, default=Path("data/world"))
-    ap.add_argument("--metrics", type=Path, default=Path("metrics/world.json"))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
 
@@ -42,8 +42,7 @@ def main() -> None:
             "planted_leaks": len(world.planted["leaks"]),
             "planted_distractors": len(world.planted["distractors"]),
         }
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.metrics, summary)
         import mlflow
 
         mlflow.log_metrics({"people": summary["people"], "biographies": summary["biographies"],

@@ -129,33 +129,3 @@ def save_figure(fig, path: Path) -> Path:
 
     plt.close(fig)
     return path
-
-
-def _rate(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.2f}"
-
-
-def report_markdown(result: Mapping, method: str, split: str = "test") -> str:
-    acc = result["accuracy"]
-    t = result["transitions"]
-    lines = [
-        f"# recall: base vs {method}",
-        "",
-        f"| metric | base | {method} |",
-        "|---|---|---|",
-        *[f"| greedy accuracy ({s}) | {acc['base'][s]:.3f} | {acc['after'][s]:.3f} |"
-          for s in sorted(acc["base"])],
-        *[f"| pass@{k} ({split}) | {result['pass_at_k']['base'][k]:.3f} | "
-          f"{result['pass_at_k']['after'][k]:.3f} |" for k in sorted(result["pass_at_k"]["base"])],
-        "",
-        f"Gain on {split}: {acc['gain_abs']:+.3f} absolute"
-        + (f", {acc['gain_rel']:+.1%} relative." if acc["gain_rel"] is not None else "."),
-        f"Greedy transitions: {t['repaired']} repaired, {t['broken']} broken, "
-        f"{t['kept_right']} kept right, {t['kept_wrong']} kept wrong.",
-        "",
-        "| accessibility bin | base-wrong items | repaired | repair rate |",
-        "|---|---|---|---|",
-        *[f"| {b} | {v['wrong']} | {v['repaired']} | {_rate(v['rate'])} |"
-          for b, v in result["repair"].items()],
-    ]
-    return "\n".join(lines) + "\n"

@@ -11,7 +11,6 @@ Every method starts from the same base model and sees the same RL-train items.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -20,8 +19,10 @@ from recall.compute import Resolved, is_main_process, load_model, per_device, tr
 from recall.config import RolloutConfig
 from recall.contract import Judge, QAItem, SampleRecord
 from recall.judge.rules import normalize_answer
+from recall.metrics import majority_vote
 from recall.prompts import DIRECT, has_chat_template
 from recall.sampling import rollout_settings, sample_items
+from recall.staging import save_model
 from recall.study_config import DPOConfig, RFTConfig, SFTConfig
 
 
@@ -50,9 +51,8 @@ def known_items(items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord
 
 def _most_common(completions: Sequence[str]) -> str:
     """The most frequent completion by normalised form; ties go to the one seen first."""
-    counts = Counter(normalize_answer(c) for c in completions)
-    best = max(counts.values())
-    return next(c for c in completions if counts[normalize_answer(c)] == best)
+    normed = [normalize_answer(c) for c in completions]
+    return completions[normed.index(majority_vote(normed))]
 
 
 def dpo_pairs(items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord]) -> list[DPOPair]:
@@ -98,8 +98,7 @@ def _common_args(cfg_lr: float, epochs: int, batch_size: int, output_dir: Path, 
     return dict(output_dir=str(output_dir), learning_rate=cfg_lr, num_train_epochs=epochs,
                 per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation,
                 lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
-                save_strategy="no", seed=seed, data_seed=seed, **trainer_kwargs(compute),
-                report_to=list(report_to), disable_tqdm=False)
+                **trainer_kwargs(compute, seed, report_to), disable_tqdm=False)
 
 
 def sft_examples(pairs: Sequence[tuple[QAItem, str]], tokenizer):
@@ -176,6 +175,21 @@ def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str,
             "steps": trainer.state.global_step, "log_history": trainer.state.log_history}
 
 
+def accepted_samples(records: Sequence[SampleRecord],
+                     items: Sequence[QAItem]) -> list[tuple[QAItem, str]]:
+    """RFT's acceptance rule: per item, each distinct (normalised) non-empty completion the
+    judge called correct, once, in sampling order."""
+    by_id = {it.id: it for it in items}
+    accepted = []
+    for rec in records:
+        seen = set()
+        for c, s in zip(rec.completions, rec.scores):
+            if s == 1 and c.strip() and normalize_answer(c) not in seen:
+                seen.add(normalize_answer(c))
+                accepted.append((by_id[rec.id], c))
+    return accepted
+
+
 def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConfig,
             rollout: RolloutConfig, out_dir: Path, seed: int, compute: Resolved,
             on_round: Callable[[int, object, object], None] | None = None) -> dict:
@@ -196,14 +210,7 @@ def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConf
                                                           seed * 1000 + r), "rft")
         if unjudged:
             raise RuntimeError(f"RFT round {r}: the judge gave no verdict on {unjudged} samples")
-        by_id = {it.id: it for it in items}
-        accepted = []
-        for rec in records:
-            seen = set()
-            for c, s in zip(rec.completions, rec.scores):
-                if s == 1 and c.strip() and normalize_answer(c) not in seen:
-                    seen.add(normalize_answer(c))
-                    accepted.append((by_id[rec.id], c))
+        accepted = accepted_samples(records, items)
         rounds.append({"round": r, "accepted": len(accepted),
                        "items_with_correct": len({it.id for it, _ in accepted})})
         if accepted:  # a round with nothing correct leaves the model as it was
@@ -228,6 +235,7 @@ def _save(trainer, tokenizer, out_dir: Path, model=None) -> None:
         trainer.save_model(str(out_dir))
     if is_main_process():
         if trainer is None:
-            model.save_pretrained(out_dir)
-        tokenizer.save_pretrained(out_dir)
+            save_model(model, tokenizer, out_dir)
+        else:
+            tokenizer.save_pretrained(out_dir)
         shutil.rmtree(out_dir / "_work", ignore_errors=True)

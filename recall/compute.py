@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
 from recall.errors import ConfigError
 
@@ -101,12 +101,16 @@ def barrier() -> None:
         dist.barrier()
 
 
-def trainer_kwargs(res: Resolved) -> dict:
-    """transformers/TRL `TrainingArguments` fields for the resolved compute."""
+def trainer_kwargs(res: Resolved, seed: int, report_to: Sequence[str] = (),
+                   save_strategy: str = "no") -> dict:
+    """The transformers/TRL `TrainingArguments` fields every trainer in recall shares: the
+    resolved compute, one seed for initialisation and data order, where logs go (none by
+    default: stages log to MLflow themselves) and no checkpoints unless asked."""
     return dict(use_cpu=res.device == "cpu", bf16=res.bf16, fp16=False,
                 gradient_checkpointing=res.gradient_checkpointing,
                 # Between seeds the other ranks wait while the main process evaluates.
-                ddp_timeout=EVALUATION_WAIT_S)
+                ddp_timeout=EVALUATION_WAIT_S,
+                seed=seed, data_seed=seed, report_to=list(report_to), save_strategy=save_strategy)
 
 
 def load_model(model_dir, res: Resolved):

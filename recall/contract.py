@@ -220,6 +220,19 @@ def read_records(path: str | Path) -> list[SampleRecord]:
     return list(read_jsonl(path, record_from_dict))
 
 
+def write_json(path: str | Path, data) -> Path:
+    """One JSON document (a stage's metrics file), indented, its directory made; returns the path.
+
+    >>> import tempfile; p = write_json(Path(tempfile.mkdtemp()) / "m" / "x.json", {"acc": 0.5})
+    >>> p.read_text()
+    '{\\n  "acc": 0.5\\n}\\n'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
 def write_jsonl(path: str | Path, rows: Iterable) -> int:
     """Write dataclasses (or dicts) as JSON lines; returns the count."""
     path = Path(path)

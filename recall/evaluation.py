@@ -29,10 +29,13 @@ def eval_mode(model) -> Iterator[None]:
         model.train(was_training)
 
 
-def greedy_accuracy(engine, judge: Judge, items: Sequence[QAItem], rollout: RolloutConfig) -> float:
-    """Mean greedy correctness over `items` (all of one split)."""
-    records, _ = sample_items(engine, judge, items, greedy_settings(rollout), "policy")
-    return accuracy_by_split(records)[items[0].split]
+def greedy_by_split(engine, judge: Judge, items: Sequence[QAItem],
+                    rollout: RolloutConfig) -> dict[str, float]:
+    """Greedy accuracy per split of `items`; an answer the judge could not grade is an error."""
+    records, unjudged = sample_items(engine, judge, items, greedy_settings(rollout), "policy")
+    if unjudged:
+        raise RuntimeError(f"the judge gave no verdict on {unjudged} greedy answers")
+    return accuracy_by_split(records)
 
 
 class GreedyEvaluation(TrainerCallback):
@@ -50,8 +53,8 @@ class GreedyEvaluation(TrainerCallback):
         if state.global_step % self.every:
             return
         with eval_mode(model):
-            acc = greedy_accuracy(TransformersEngine.from_model(model, self.tokenizer), self.judge,
-                                  self.items, self.rollout)
+            acc = greedy_by_split(TransformersEngine.from_model(model, self.tokenizer), self.judge,
+                                  self.items, self.rollout)[self.items[0].split]
         self.on_eval(state.global_step, acc)
 
 
@@ -68,17 +71,6 @@ def progress_steps(max_steps: int, points: int) -> dict[int, float]:
     for i in range(1, points + 1):
         out.setdefault(max(1, round(max_steps * i / points)), i / points)
     return out
-
-
-def greedy_by_split(model, tokenizer, judge: Judge, items: Sequence[QAItem],
-                    rollout: RolloutConfig) -> dict[str, float]:
-    """Greedy accuracy of an in-memory model, per split of `items`."""
-    with eval_mode(model):
-        records, unjudged = sample_items(TransformersEngine.from_model(model, tokenizer), judge,
-                                         items, greedy_settings(rollout), "policy")
-    if unjudged:
-        raise RuntimeError(f"the judge gave no verdict on {unjudged} greedy answers")
-    return accuracy_by_split(records)
 
 
 class ProgressEvaluation(TrainerCallback):
@@ -116,8 +108,10 @@ class ProgressEvaluation(TrainerCallback):
                 raw_completions(TransformersEngine.from_model(model, self.tokenizer), self.items,
                                 greedy_settings(self.rollout))
             return
-        for split, acc in greedy_by_split(model, self.tokenizer, self.judge, self.items,
-                                          self.rollout).items():
+        with eval_mode(model):
+            accuracy = greedy_by_split(TransformersEngine.from_model(model, self.tokenizer),
+                                       self.judge, self.items, self.rollout)
+        for split, acc in accuracy.items():
             self.rows.append({"progress": progress, "step": step, "split": split,
                               "accuracy": acc})
 

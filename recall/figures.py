@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from recall.analysis import save_figure, write_csv
+from recall.environment import environment_markdown
 from recall.prompts import COT
 from recall.report import COT_NOT_APPLICABLE, LABELS, plus_minus
 
@@ -115,11 +116,14 @@ def _cot_note(baselines: Mapping) -> str:
 
 def study_markdown(table: Mapping, baselines: Mapping, shares: Mapping | None,
                    transfer: Mapping | None, lines_found: Sequence[str], attribution: Mapping | None,
-                   figures: Sequence[Path], judge: Mapping | None = None) -> str:
-    """The report; `baselines` is `recall.report.inference_baselines`'s table."""
+                   figures: Sequence[Path], judge: Mapping | None = None,
+                   env: Mapping[str, str] | None = None) -> str:
+    """The report; `baselines` is `recall.report.inference_baselines`'s table and `env`
+    `recall.environment.environment()`, printed under the title."""
     d = table["datasets"]
     head = "| method | seeds | " + " | ".join(f"{x}: accuracy | gain (abs) | gain (rel)" for x in d)
-    out = ["# recall: the study", "", "## Table 1: greedy accuracy on held-out facts (test)", "",
+    out = ["# recall: the study", "", *([environment_markdown(env)] if env else []),
+           "## Table 1: greedy accuracy on held-out facts (test)", "",
            head + " | right→wrong (of base-right) | train-split accuracy |",
            "|" + "---|" * (2 + 3 * len(d) + 2),
            "| base | - | " + " | ".join(f"{table['base'][x]:.3f} | - | -" for x in d)

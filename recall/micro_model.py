@@ -62,7 +62,9 @@ def build_chat_model(out_dir: Path, texts: Iterable[str], seed: int = 0,
     all leaks.
     """
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from recall.staging import save_model
 
     texts = list(texts)
     tokenizer = build_tokenizer(texts)
@@ -76,12 +78,7 @@ def build_chat_model(out_dir: Path, texts: Iterable[str], seed: int = 0,
     model = Qwen2ForCausalLM(config)
     if judge_head:
         _judge_head(model, tokenizer, list(texts))
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
-    out_dir = Path(out_dir)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return save_model(model, tokenizer, out_dir)
 
 
 def _judge_head(model, tokenizer, texts: list[str]) -> None:

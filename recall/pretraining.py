@@ -19,6 +19,7 @@ from recall.compute import Resolved, trainer_kwargs
 from recall.config import PretrainConfig
 from recall.contract import QAItem
 from recall.prompts import DIRECT
+from recall.staging import save_model
 
 PAD, UNK, EOS = "[PAD]", "[UNK]", "[EOS]"
 
@@ -100,8 +101,8 @@ def _train(cfg: PretrainConfig, model, blocks: torch.Tensor, scratch: str, seed:
         output_dir=scratch, max_steps=cfg.steps,
         per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps, lr_scheduler_type="cosine", weight_decay=0.01,
-        logging_steps=max(1, cfg.steps // 50), save_strategy="no", report_to=[],
-        seed=seed, **trainer_kwargs(compute), data_seed=seed, dataloader_drop_last=True,
+        logging_steps=max(1, cfg.steps // 50), **trainer_kwargs(compute, seed),
+        dataloader_drop_last=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Blocks(blocks))
     return trainer, trainer.train()
@@ -114,10 +115,7 @@ def pretrain(cfg: PretrainConfig, docs: Sequence[str], tokenizer: PreTrainedToke
     model = new_model(cfg, tokenizer, seed)
     with tempfile.TemporaryDirectory() as scratch:  # nothing but the final model is kept
         trainer, result = _train(cfg, model, blocks, scratch, seed, compute)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save_model(model, tokenizer, out_dir)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "n_params": sum(p.numel() for p in model.parameters()),

@@ -206,12 +206,15 @@ def findings(table: Mapping, majority: float, shares: Mapping | None, dataset: s
              and table["wrong_per_bin"][b] >= 5]
     rising = all(a[1] <= b[1] + 1e-9 for a, b in zip(rates, rates[1:]))
     overall = len(rates) > 1 and rates[-1][1] > rates[0][1]
-    out.append("3. **Repair rate rises with accessibility.** GRPO repair rate per bin (bins with "
-               "at least 5 base-wrong items, seed means): "
-               + ", ".join(f"{b}: {r:.2f}" for b, r in rates) + ". "
-               + ("Reproduced: it never falls as accessibility rises." if rising and overall else
-                  "Partly: it rises overall but not in every step." if overall else
-                  "Not reproduced: it does not rise with accessibility."))
+    head = ("3. **Repair rate rises with accessibility.** GRPO repair rate per bin (bins with "
+            "at least 5 base-wrong items, seed means): ")
+    if len(rates) < 2:  # one bin or none cannot show a trend either way
+        out.append(head + "fewer than two bins qualify. Not testable here.")
+    else:
+        out.append(head + ", ".join(f"{b}: {r:.2f}" for b, r in rates) + ". "
+                   + ("Reproduced: it never falls as accessibility rises." if rising and overall else
+                      "Partly: it rises overall but not in every step." if overall else
+                      "Not reproduced: it does not rise with accessibility."))
     pk = table["base_pass_at_k"]
     k_match = next((k for k in sorted(pk) if pk[k] >= grpo["mean"]), None)
     out.append(f"4. **Post-RL greedy vs pre-RL pass@k.** Post-GRPO greedy {grpo['mean']:.3f}; "

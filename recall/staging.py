@@ -14,13 +14,14 @@ traced to the exact revision and a different request is never mistaken for a sta
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from recall.contract import write_json
 
 SOURCE_FILE = "recall_source.json"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -79,7 +80,7 @@ def stage_model(role: str, src: ModelSource, out: Path) -> dict:
     else:
         raise ValueError(f"models.{role}.source {src.source!r} is built by its own stage, "
                          "not staged")
-    (out / SOURCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out / SOURCE_FILE, record)
     return record
 
 
@@ -90,8 +91,7 @@ def stage_logged(role: str, src: ModelSource, out: Path, metrics: Path | None = 
 
     record = stage_model(role, src, out)
     if metrics is not None:
-        metrics.parent.mkdir(parents=True, exist_ok=True)
-        metrics.write_text(json.dumps(record, indent=2) + "\n")
+        write_json(metrics, record)
     mlflow.set_tags({f"{role}.{k}": v for k, v in record.items()})
     return record
 
@@ -120,3 +120,14 @@ def weights_digest(model_dir: str | Path) -> str:
         digest.update(f.name.encode())
         digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode() if big else f.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def save_model(model, tokenizer, out_dir: str | Path) -> Path:
+    """A model directory that every engine loads alike: the weights, the tokenizer, and a
+    generation config that stops at the tokenizer's eos and pads with its pad token."""
+    out_dir = Path(out_dir)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -19,6 +20,20 @@ from recall.contract import Judge, QAItem, SampleRecord
 from recall.judge.rules import RuleJudge
 from recall.sampling import greedy_settings, rollout_settings, sample_items
 from recall.study_config import METHODS, GRPOConfig, RLOOConfig
+
+
+@dataclass(frozen=True)
+class OutputDirs:
+    """Where one method's seeds go, as the stage's cmd names them: <models>/seed<s>,
+    <runs>/seed<s> and <checkpoints>/seed<s>."""
+
+    models: Path
+    runs: Path
+    checkpoints: Path
+
+    def sub(self, name: str) -> OutputDirs:
+        """One variant's dirs inside these (an attribution partition)."""
+        return OutputDirs(self.models / name, self.runs / name, self.checkpoints / name)
 
 
 def method_config(params: Params, method: str):
@@ -177,29 +192,28 @@ def attribution_config(params: Params, prompts_per_step: int) -> GRPOConfig:
 
 def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem],
              items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord], judge: Judge,
-             name: str, seed: int, cfg=None, dynamics: bool = True, sample: bool = True,
-             checkpoints: Path | None = None) -> dict:
-    """Train one seed of `method` into models/<name>/seed<s> and evaluate it into
-    runs/<name>/seed<s>/{greedy,samples}.jsonl; returns its summary with dynamics.
+             name: str, seed: int, out: OutputDirs, cfg=None, dynamics: bool = True,
+             sample: bool = True) -> dict:
+    """Train one seed of `method` into `out.models`/seed<s> (checkpoints in
+    `out.checkpoints`/seed<s>) and evaluate it into `out.runs`/seed<s>/{greedy,samples}.jsonl;
+    returns its summary with dynamics. `name` labels its records (e.g. grpo/seed0).
 
     `dynamics`: greedy train/test accuracy during training. `sample`: n rollout samples per
-    test item (pass@k). Attribution and transfer runs take neither: final greedy only.
-    RL checkpoints go to `checkpoints`/seed<s> (default checkpoints/<name>)."""
+    test item (pass@k). Attribution and transfer runs take neither: final greedy only."""
     import shutil
 
     from recall.compute import barrier, is_main_process
     from recall.contract import write_jsonl
     from recall.sampling import accuracy_by_split
 
-    model_dir, run_dir = Path("models") / name / f"seed{seed}", Path("runs") / name / f"seed{seed}"
-    if is_main_process():
+    model_dir, run_dir = out.models / f"seed{seed}", out.runs / f"seed{seed}"
+    if is_main_process():  # a seed's outputs are rebuilt whole, never mixed with a stale run's
         for path in (model_dir, run_dir):
             shutil.rmtree(path, ignore_errors=True)
     barrier()
     eval_items = [it for it in items if it.split in ("train", "test")]
     result = train_method(method, params, base_dir, train, eval_items, base_samples, judge,
-                          model_dir, (checkpoints or Path("checkpoints") / name) / f"seed{seed}",
-                          seed, cfg,
+                          model_dir, out.checkpoints / f"seed{seed}", seed, cfg,
                           dynamics=dynamics)
     if not is_main_process():  # training needs every rank; evaluation and files only one
         return {}

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from recall.config import Params, flat_dict, with_overrides
 from recall.contract import QAItem
 from recall.platform_config import SearchDim, SweepConfig
-from recall.tracking import experiment_id, tracking_uri
+from recall.tracking import environment_tags, experiment_id, tracking_uri
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -71,7 +71,8 @@ def create_study(params: Params, url: str) -> optuna.Study:
         mlflow.set_tracking_uri(tracking_uri(params))
         with mlflow.start_run(run_name=f"sweep:{cfg.study}",
                               experiment_id=experiment_id(mlflow, params.experiment.name),
-                              tags={"recall.role": "study", "optuna.study": cfg.study}) as run:
+                              tags={"recall.role": "study", "optuna.study": cfg.study,
+                                    **environment_tags()}) as run:
             mlflow.log_params({k: v for k, v in flat_dict(params).items()
                                if not k.startswith("sweep.space")})
         study.set_user_attr("mlflow_run_id", run.info.run_id)
@@ -86,7 +87,7 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
 
     from recall.compute import resolve
     from recall.engines import engine_for
-    from recall.evaluation import GreedyEvaluation, greedy_accuracy
+    from recall.evaluation import GreedyEvaluation, greedy_by_split
     from recall.judge.factory import open_judge
     from recall.training import train_grpo
 
@@ -121,7 +122,7 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
             raise
         # The run's one evaluation engine, as for every other model.
         with engine_for(trial_params, Path(scratch) / "model") as engine:
-            acc = greedy_accuracy(engine, judge, val, trial_params.rollout)
+            acc = greedy_by_split(engine, judge, val, trial_params.rollout)["val"]
         mlflow.log_metric("val_greedy_acc_final", acc)
         mlflow.set_tag("optuna.state", "COMPLETE")
     return acc

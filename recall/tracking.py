@@ -10,30 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
 from recall.config import Params, fingerprint, flat_dict
+from recall.environment import environment, git_commit
 
 PIPELINE_TAG = "recall.pipeline"
 ROLE_TAG = "recall.role"  # "variant" on the parent, "stage" on its children
+# MLflow 3's UI opens an experiment by its kind; without the tag it guesses, and an
+# experiment with no traces can open on the GenAI overview instead of the training runs.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def tracking_uri(params: Params) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
-
-
-def git_commit() -> str:
-    """HEAD's commit, suffixed '-dirty' when tracked files differ; 'unknown' outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
 
 
 def pipeline_key(params: Params, commit: str) -> str:
@@ -42,11 +33,22 @@ def pipeline_key(params: Params, commit: str) -> str:
 
 
 def experiment_id(mlflow, name: str) -> str:
+    """The experiment's id, created if new, and tagged as model training either way (an
+    experiment from an older recall has no kind yet)."""
     exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    # Absolute, so every stage of a repro writes artifacts to the same place.
-    return mlflow.create_experiment(name, artifact_location=Path("mlartifacts").resolve().as_uri())
+    if exp is None:
+        # Absolute, so every stage of a repro writes artifacts to the same place.
+        return mlflow.create_experiment(name, tags=EXPERIMENT_KIND,
+                                        artifact_location=Path("mlartifacts").resolve().as_uri())
+    for key, value in EXPERIMENT_KIND.items():
+        if exp.tags.get(key) != value:
+            mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
+
+
+def environment_tags() -> dict[str, str]:
+    """recall.environment's fields as MLflow tags (env.torch, env.device, ...)."""
+    return {f"env.{k}": v for k, v in environment().items()}
 
 
 def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, commit: str) -> str:
@@ -58,7 +60,8 @@ def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, commit:
     client = mlflow.MlflowClient()
     run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME") or key,
                             tags={PIPELINE_TAG: key, ROLE_TAG: "variant", "git.commit": commit,
-                                  "recall.profile": params.experiment.profile})
+                                  "recall.profile": params.experiment.profile,
+                                  **environment_tags()})
     for name, value in flat_dict(params).items():
         client.log_param(run.info.run_id, name, value)
     client.set_terminated(run.info.run_id)
@@ -81,9 +84,11 @@ def stage_run(params: Params, stage: str) -> Iterator[object]:
     exp_id = experiment_id(mlflow, params.experiment.name)
     key = pipeline_key(params, commit)
     parent = _parent_run_id(mlflow, exp_id, key, params, commit)
+    # Each stage records its own environment too: on a cluster its pod may differ from
+    # the one that created the variant.
     tags = {"dvc.stage": stage, "git.commit": commit, PIPELINE_TAG: key, ROLE_TAG: "stage",
             "recall.experiment": params.experiment.name,
-            "dvc.exp": os.environ.get("DVC_EXP_NAME", "")}
+            "dvc.exp": os.environ.get("DVC_EXP_NAME", ""), **environment_tags()}
     with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent,
                           tags=tags) as run:
         mlflow.log_params(flat_dict(params))

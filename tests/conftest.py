@@ -134,10 +134,23 @@ def postgres(tmp_path_factory):
     postgres_server.stop(proc)
 
 
+# The `slow` rule: a test is slow when it starts a server or runs the project as processes
+# (vLLM, PostgreSQL, the MLflow server, a browser, `dvc repro`, a stage script, accelerate)
+# or trains past the shared session fixtures. A fixture that starts a server makes every test
+# using it slow, and tests/pipelines/ is end-to-end by definition; other tests carry the mark
+# themselves. `make test-fast` runs the rest.
+SLOW_FIXTURES = frozenset({"judge_server", "postgres"})
+SLOW_DIRS = frozenset({"pipelines"})
+
+
 def pytest_collection_modifyitems(config, items):
-    """`gpu` tests need CUDA: skipped with the reason everywhere else."""
+    """Apply the slow rule; `gpu` tests need CUDA and are skipped with the reason elsewhere."""
     import torch
 
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) \
+                or item.path.parent.name in SLOW_DIRS:
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (marker gpu)")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from recall.baselines import dpo_pairs, known_items, run_dpo, run_rft, run_sft
+from recall.baselines import accepted_samples, dpo_pairs, known_items, run_dpo, run_rft, run_sft
 from recall.compute import Resolved
 from recall.contract import QAItem, SampleRecord
 from recall.judge.rules import RuleJudge
@@ -69,12 +69,6 @@ def micro(tiny_model):
     return model_dir, train, {r.id: r for r in records}, params
 
 
-def _loads(out):
-    from transformers import AutoModelForCausalLM
-
-    return AutoModelForCausalLM.from_pretrained(out) is not None
-
-
 def _changed(a, b) -> bool:
     import torch
     from transformers import AutoModelForCausalLM
@@ -109,4 +103,16 @@ def test_rft_rounds_accept_only_judged_correct(micro, tmp_path):
     assert seen == [1, 2] and [r["round"] for r in out["rounds"]] == [1, 2]
     for r in out["rounds"]:  # at most one accepted sample per distinct correct answer
         assert r["items_with_correct"] <= r["accepted"] <= len(train) * params.rft.samples_per_item
-    assert _loads(tmp_path / "rft")
+    # A round that accepted anything fine-tuned the model; the saved directory is that model.
+    assert _changed(model_dir, tmp_path / "rft") == any(r["accepted"] for r in out["rounds"])
+    assert not (tmp_path / "rft" / "_work").exists()
+
+
+def test_rft_accepts_each_distinct_judged_correct_answer_once():
+    items = [_item("q0", ("paris",)), _item("q1", ("rome",))]
+    records = [_rec("q0", [" Paris", "paris.", "lyon", " ", "The Paris"], [1, 1, 0, 1, 1]),
+               _rec("q1", ["milan", "rome"], [0, 0])]
+    # "paris." normalises like " Paris"; the blank one is never accepted, even judged correct;
+    # "rome" was judged wrong, and the judge's verdict is what counts, not a string match.
+    assert [(it.id, c) for it, c in accepted_samples(records, items)] == \
+        [("q0", " Paris")]

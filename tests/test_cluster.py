@@ -197,3 +197,34 @@ def test_run_job_cleans_up_when_the_watch_fails(params):
         run_job(batch, FakeCore(), manifest, "recall", 60, sink=lambda _: None,
                 watch_factory=FakeWatch)
     assert batch.calls[-1] == ("delete", "Background")
+
+
+def _script_args(argv: list[str]) -> list[str]:
+    """The arguments after pipelines/train.py, each as --flag=value."""
+    tail = argv[argv.index("pipelines/train.py") + 1:]
+    out, i = [], 0
+    while i < len(tail):
+        if tail[i].startswith("--") and "=" not in tail[i]:
+            out.append(f"{tail[i]}={tail[i + 1]}")
+            i += 2
+        else:
+            out.append(tail[i])
+            i += 1
+    return out
+
+
+def test_trainer_jobs_pass_the_paths_dvc_yaml_gives_train_grpo(params):
+    # dvc.yaml is where stage paths live; the trainer Jobs run the same script directly
+    # (under accelerate), so their arguments must match train@grpo's cmd but for the
+    # checkpoint root, which is the checkpoints volume.
+    import shlex
+
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]
+    want = _script_args(shlex.split(stage["cmd"].replace("${item}", "grpo")))
+    want = [a if not a.startswith("--checkpoints=") else "--checkpoints=/checkpoints/grpo"
+            for a in want]
+    objs = render(params, ROOT / "k8s/overlays/cluster")
+    single = find(objs, "Job", "trainer")["spec"]["template"]["spec"]["containers"][0]
+    multi = find(objs, "Job", "trainer-multinode")["spec"]["template"]["spec"]["containers"][0]
+    assert _script_args(single["command"] + single.get("args", [])) == want
+    assert _script_args(shlex.split(multi["args"][0])) == want

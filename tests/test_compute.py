@@ -23,11 +23,14 @@ def test_auto_is_cuda_bf16_when_present_and_fp32_cpu_otherwise(micro_params):
 
 
 def test_trainer_fields_follow_the_resolution():
-    gpu = trainer_kwargs(Resolved("cuda", True, True, "sdpa"))
+    gpu = trainer_kwargs(Resolved("cuda", True, True, "sdpa"), seed=3)
     assert (gpu["use_cpu"], gpu["bf16"], gpu["fp16"], gpu["gradient_checkpointing"]) == \
         (False, True, False, True)
-    cpu = trainer_kwargs(Resolved("cpu", False, False, "eager"))
+    cpu = trainer_kwargs(Resolved("cpu", False, False, "eager"), seed=3, report_to=("mlflow",),
+                         save_strategy="steps")
     assert (cpu["use_cpu"], cpu["bf16"]) == (True, False)
+    assert (gpu["seed"], gpu["data_seed"], gpu["report_to"], gpu["save_strategy"]) == (3, 3, [], "no")
+    assert (cpu["report_to"], cpu["save_strategy"]) == (["mlflow"], "steps")
 
 
 def test_no_trainer_or_engine_hard_codes_device_or_precision():

@@ -94,9 +94,12 @@ def test_scalar_where_a_list_is_expected_is_an_error():
 
 def test_overrides_are_validated_like_a_file():
     params = load_params(ROOT / "params.yaml")
-    changed = with_overrides(params, {"grpo.beta": 0.01, "grpo.group_size": 8})
-    assert (changed.grpo.beta, changed.grpo.group_size) == (0.01, 8)
-    assert params.grpo.group_size != 8 or params.grpo.beta != 0.01  # the original is untouched
+    before = (params.grpo.beta, params.grpo.group_size)
+    wanted = (before[0] + 0.01, before[1] * 2)  # both differ from the file's values
+    changed = with_overrides(params, {"grpo.beta": wanted[0], "grpo.group_size": wanted[1]})
+    assert (changed.grpo.beta, changed.grpo.group_size) == wanted
+    assert (params.grpo.beta, params.grpo.group_size) == before  # the original is untouched
+    assert changed.grpo.learning_rate == params.grpo.learning_rate  # nothing else moved
     with pytest.raises(ConfigError, match="unknown key 'grpo.bta'"):
         with_overrides(params, {"grpo.bta": 0.01})
     with pytest.raises(ConfigError, match="'grpo.group_size' expects int"):

@@ -26,3 +26,39 @@ def test_stages_nest_under_one_parent_per_variant(micro_params, tmp_path, monkey
     with stage_run(micro_params, "world") as run3:
         pass
     assert run3.data.tags["mlflow.parentRunId"] != parent_1
+
+
+def test_parent_runs_record_the_environment_and_experiments_open_on_training_runs(
+        micro_params, tmp_path, monkeypatch):
+    import torch
+
+    from recall.environment import package_version
+    from recall.tracking import EXPERIMENT_KIND
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("DVC_EXP_NAME", "env-variant")
+    with stage_run(micro_params, "world") as run:
+        pass
+    client = mlflow.MlflowClient()
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"]).data.tags
+    assert parent["env.torch"] == torch.__version__
+    assert parent["env.trl"] == package_version("trl") and parent["env.mlflow"] == mlflow.__version__
+    assert parent["env.torch_threads"] == str(torch.get_num_threads())
+    assert parent["env.device"].startswith("cuda" if torch.cuda.is_available() else "cpu")
+    assert {"env.commit", "env.vllm", "env.dvc", "env.transformers", "env.cpus"} <= set(parent)
+    exp = client.get_experiment(run.info.experiment_id)
+    assert exp.tags["mlflow.experimentKind"] == EXPERIMENT_KIND["mlflow.experimentKind"] \
+        == "custom_model_development"
+
+
+def test_an_older_experiment_without_a_kind_gets_one(micro_params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    old = mlflow.create_experiment(micro_params.experiment.name)
+    with stage_run(micro_params, "world") as run:
+        pass
+    assert run.info.experiment_id == old
+    assert mlflow.MlflowClient().get_experiment(old).tags["mlflow.experimentKind"] == \
+        "custom_model_development"

@@ -38,8 +38,20 @@ def test_prompts_per_step_must_divide(micro_params, tmp_path):
         rl_arguments(bad, micro_params.rollout, tmp_path, seed=0, compute=CPU, report_to=())
 
 
-# Mean reward per optimizer step of a reference run (seed 0, micro config, tiny model).
+# Mean reward per optimizer step of a reference run (seed 0, micro config, tiny model), and
+# the packages it was pinned under: other versions may sample other completions from the
+# same seed, so elsewhere the pin is skipped with the reason rather than failed.
 PINNED_REWARDS = [0.09375, 0.1875, 0.03125, 0.0625]  # re-pinned: the world plants dedup cases
+PINNED_UNDER = {"torch": "2.13.0+cpu", "transformers": "5.19.0", "trl": "1.16.0",
+                "accelerate": "1.15.0"}
+
+
+def pinned_versions_differ() -> str:
+    """Which pinned-under packages differ here ('' when none do)."""
+    from recall.environment import package_version
+
+    return ", ".join(f"{name} {package_version(name)} (pinned under {want})"
+                     for name, want in PINNED_UNDER.items() if package_version(name) != want)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +65,8 @@ def grpo_run(tiny_model, tmp_path_factory):
 
 
 def test_seeded_grpo_run_pins_reward_trajectory(grpo_run):
+    if differ := pinned_versions_differ():
+        pytest.skip(f"reward trajectory pinned under other versions: {differ}")
     result, train, *_ = grpo_run
     rewards = [h["reward"] for h in result["log_history"] if "reward" in h]
     assert result["global_step"] == len(train) // 8 == len(rewards)
@@ -159,3 +173,12 @@ def test_vllm_rollout_modes_map_to_trl(micro_params, tmp_path):
                      seed=0, compute=CPU, report_to=())
     assert not rl_arguments(micro_params.grpo, micro_params.rollout, tmp_path, seed=0,
                             compute=CPU, report_to=()).use_vllm
+
+
+def test_the_pin_is_skipped_not_failed_under_other_versions(monkeypatch):
+    import recall.environment
+
+    assert pinned_versions_differ() == ""  # the set this project installs is the pinned one
+    monkeypatch.setattr(recall.environment, "package_version",
+                        lambda name: "9.9" if name == "trl" else PINNED_UNDER[name])
+    assert pinned_versions_differ() == "trl 9.9 (pinned under 1.16.0)"

@@ -157,6 +157,7 @@ def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, se
 
     from recall.compute import trainer_kwargs
     from recall.pretraining import new_model
+    from recall.staging import save_model
 
     model = new_model(cfg, tokenizer, seed)
     data = _VerdictLines(tokenizer, pairs, cfg.block_size)
@@ -164,14 +165,11 @@ def train_judge(cfg, tokenizer, pairs: Sequence[LabelledPair], out_dir: Path, se
         args = TrainingArguments(
             output_dir=scratch, max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
             learning_rate=cfg.learning_rate, warmup_steps=cfg.warmup_steps,
-            lr_scheduler_type="cosine", logging_steps=max(1, cfg.steps // 20), save_strategy="no",
-            report_to=[], seed=seed, data_seed=seed, **trainer_kwargs(compute),
+            lr_scheduler_type="cosine", logging_steps=max(1, cfg.steps // 20),
+            **trainer_kwargs(compute, seed),
         )
         trainer = Trainer(model=model, args=args, train_dataset=data,
                           data_collator=verdict_collator(tokenizer))
         result = trainer.train()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save_model(model, tokenizer, out_dir)
     return {"pairs": len(pairs), "train_loss": float(result.training_loss)}

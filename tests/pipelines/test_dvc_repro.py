@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 
 import mlflow
@@ -30,10 +31,31 @@ def _stages_run(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
+    """The micro project after one `dvc repro`. Tests here only read it (or repro it to a
+    no-op); a test that changes the workspace takes a copy, so any order works."""
     dest = tmp_path_factory.mktemp("repo")
     env = copy_repo(dest, micro_params_dict())
     first = _run(["dvc", "repro"], dest, env)
     return dest, env, first
+
+
+def _copy(repo, tmp_path_factory, name: str):
+    """A copy of the reproduced project (git, DVC cache, MLflow store and outputs)."""
+    dest, env, _ = repo
+    copy = tmp_path_factory.mktemp(name) / "repo"
+    shutil.copytree(dest, copy, symlinks=True)
+    return copy, env
+
+
+@pytest.fixture(scope="module")
+def ablated(repo, tmp_path_factory):
+    """A copy of the project with the reward ablation run as a `dvc exp run` variant."""
+    dest, env = _copy(repo, tmp_path_factory, "ablated")
+    # --force-downstream: the micro judge may grade exactly like exact match, giving the same
+    # weights, and the variant's MLflow parent still needs its own analysis.
+    out = _run(["dvc", "exp", "run", "--force-downstream", "-S", "grpo.reward=exact_match",
+                "-n", "exact-match"], dest, env)
+    return dest, env, out
 
 
 def test_repro_runs_every_stage_and_writes_metrics(repo):
@@ -109,12 +131,8 @@ def test_second_repro_does_nothing(repo):
     assert _stages_run(_run(["dvc", "repro"], dest, env)) == []
 
 
-def test_reward_ablation_reruns_only_training_and_after(repo):
-    dest, env, _ = repo
-    # --force-downstream: the micro judge may grade exactly like exact match, giving the same
-    # weights, and the variant's MLflow parent still needs its own analysis.
-    out = _run(["dvc", "exp", "run", "--force-downstream", "-S", "grpo.reward=exact_match",
-                "-n", "exact-match"], dest, env)
+def test_reward_ablation_reruns_only_training_and_after(ablated):
+    dest, env, out = ablated
     assert set(_stages_run(out)) == {"train@grpo", "attribution", "transfer", "analyze",
                                      "judge_reliability"}
     assert "exact-match" in _run(["dvc", "exp", "show", "--json"], dest, env)
@@ -122,8 +140,8 @@ def test_reward_ablation_reruns_only_training_and_after(repo):
     assert "| GRPO (reward: exact_match) | 2 |" in (dest / "reports/analysis.md").read_text()
 
 
-def test_mlflow_holds_parents_and_stage_runs(repo):
-    dest, env, _ = repo
+def test_mlflow_holds_parents_and_stage_runs(ablated):
+    dest, env, _ = ablated
     mlflow.set_tracking_uri(f"sqlite:///{dest}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["recall-toy"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -143,10 +161,10 @@ def test_mlflow_holds_parents_and_stage_runs(repo):
     assert "model" in artifacts
 
 
-def test_validate_stops_repro_when_test_is_not_deduplicated(repo):
-    # Last in this module: it leaves the workspace mid-pipeline. Dedup told to clean val only
-    # leaves the planted test leaks in place; validate checks every non-training split anyway.
-    dest, env, _ = repo
+def test_validate_stops_repro_when_test_is_not_deduplicated(repo, tmp_path_factory):
+    # On a copy: it leaves the workspace mid-pipeline. Dedup told to clean val only leaves
+    # the planted test leaks in place; validate checks every non-training split anyway.
+    dest, env = _copy(repo, tmp_path_factory, "leaky")
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["dedup"]["targets"] = ["val"]
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -14,7 +14,9 @@ def _split_on_latin1(tmp_path, *flags):
     bad = tmp_path / "data" / "external" / "mine.jsonl"
     bad.parent.mkdir(parents=True)
     bad.write_bytes('{"question": "où est la gare?", "answer": ["ici"]}\n'.encode("latin-1"))
-    return subprocess.run([sys.executable, "pipelines/split.py", *flags], cwd=tmp_path, env=env,
+    paths = ["--world", "data/world/items.jsonl", "--out", "data/splits/items.jsonl",
+             "--metrics", "metrics/split.json"]
+    return subprocess.run([sys.executable, "pipelines/split.py", *paths, *flags], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
