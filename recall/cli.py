@@ -5,12 +5,14 @@
     recall render [--overlay DIR] [-o FILE]
     recall submit [--stage train@grpo] [--overlay DIR]   # default: the whole experiment
     recall serve-judge -- dvc repro   # one judge server for every stage of the run
+    recall ui [--port 5000]           # the MLflow UI on the tracking store, training-runs view
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +86,31 @@ def _serve_judge(args) -> int:
     return run_with_judge(load_params(args.params).judge, cmd)
 
 
+def _ui(args) -> int:
+    from recall.tracking import TRAINING_VIEW, compare_url, runs_url, tracking_uri, variant_runs
+
+    params = load_params(args.params)
+    store = tracking_uri(params)
+    remote = store.startswith(("http://", "https://"))  # a tracking server is the UI itself
+    ui = store if remote else f"http://{args.host}:{args.port}"
+    try:
+        experiment, variants = variant_runs(store, params.experiment.name)
+    except ValueError as err:
+        print(f"recall ui: {err}", file=sys.stderr)
+        return 1
+    print(f"recall ui: training runs at {runs_url(ui, experiment)}")
+    if len(variants) > 1:
+        print(f"recall ui: the two newest variants side by side at "
+              f"{compare_url(ui, experiment, variants[:2])}")
+    if remote:
+        print(f"recall ui: {store} serves the UI itself; links to it need ?{TRAINING_VIEW}")
+        return 0
+    sys.stdout.flush()
+    # exec, not a child: stopping `recall ui` stops the server (no orphan holding the port)
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+                              store, "--host", args.host, "--port", str(args.port)])
+
+
 def _plan(args) -> int:
     from recall.plan import problems, render
 
@@ -123,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     sj = sub.add_parser("serve-judge", help="run a command with the judge served once for it")
     sj.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     sj.set_defaults(func=_serve_judge)
+    ui = sub.add_parser("ui", help="serve the MLflow UI on the tracking store, opening on runs")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(func=_ui)
     from recall.errors import run_stage
 
     # Parsed inside run_stage, which first takes --debug out of the command line.

@@ -18,9 +18,12 @@ from recall.environment import environment, git_commit
 
 PIPELINE_TAG = "recall.pipeline"
 ROLE_TAG = "recall.role"  # "variant" on the parent, "stage" on its children
-# MLflow 3's UI opens an experiment by its kind; without the tag it guesses, and an
-# experiment with no traces can open on the GenAI overview instead of the training runs.
+# MLflow 3.17's UI picks the GenAI or the model-training view per browser: from the URL's
+# workflowType, then what that browser chose last, then GenAI (its overview of traces and
+# latency). Links recall prints carry workflowType, so they open on the training runs; the
+# experiment's kind tag decides the view in the UIs that still read it.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+TRAINING_VIEW = "workflowType=machine_learning"
 
 
 def tracking_uri(params: Params) -> str:
@@ -104,3 +107,40 @@ def log_to_parent(run, metrics: dict[str, float]) -> None:
         client = mlflow.MlflowClient()
         for name, value in metrics.items():
             client.log_metric(parent, name, value)
+
+
+def runs_url(ui: str, experiment: str) -> str:
+    """The experiment's training-runs table in the MLflow UI at `ui`.
+
+    >>> runs_url("http://127.0.0.1:5000/", "3")
+    'http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning'
+    """
+    return f"{ui.rstrip('/')}/#/experiments/{experiment}?{TRAINING_VIEW}"
+
+
+def compare_url(ui: str, experiment: str, run_ids: list[str]) -> str:
+    """MLflow's compare view of `run_ids` (e.g. two variants' parent runs).
+
+    >>> compare_url("http://h:5000", "1", ["a", "b"])
+    'http://h:5000/#/compare-runs?runs=%5B%22a%22%2C%22b%22%5D&experiments=%5B%221%22%5D&workflowType=machine_learning'
+    """
+    import json
+    from urllib.parse import quote
+
+    runs = quote(json.dumps(run_ids, separators=(",", ":")))
+    return (f"{ui.rstrip('/')}/#/compare-runs?runs={runs}&experiments="
+            f"{quote(json.dumps([experiment]))}&{TRAINING_VIEW}")
+
+
+def variant_runs(tracking: str, experiment_name: str) -> tuple[str, list[str]]:
+    """The experiment's id and its variants' parent run ids, newest first."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking)
+    exp = mlflow.get_experiment_by_name(experiment_name)
+    if exp is None:
+        raise ValueError(f"no MLflow experiment {experiment_name!r} at {tracking}: run a stage first")
+    found = mlflow.search_runs([exp.experiment_id], output_format="list",
+                               filter_string=f"tags.`{ROLE_TAG}` = 'variant'",
+                               order_by=["attributes.start_time DESC"])
+    return exp.experiment_id, [r.info.run_id for r in found]

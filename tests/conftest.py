@@ -134,11 +134,11 @@ def postgres(tmp_path_factory):
     postgres_server.stop(proc)
 
 
-# The `slow` rule: a test is slow when it starts a server or runs the project as processes
-# (vLLM, PostgreSQL, the MLflow server, a browser, `dvc repro`, a stage script, accelerate)
-# or trains past the shared session fixtures. A fixture that starts a server makes every test
-# using it slow, and tests/pipelines/ is end-to-end by definition; other tests carry the mark
-# themselves. `make test-fast` runs the rest.
+# The `slow` rule: a test is slow when it starts a server (vLLM, PostgreSQL, the MLflow
+# server, a browser) or runs a pipeline as processes (dvc, a stage script, a scripts/ script,
+# accelerate). In-process training on the micro models is not slow (seconds). A fixture that
+# starts a server makes every test using it slow, and tests/pipelines/ is end-to-end by
+# definition; other tests carry the mark themselves. `make test-fast` runs the rest.
 SLOW_FIXTURES = frozenset({"judge_server", "postgres"})
 SLOW_DIRS = frozenset({"pipelines"})
 

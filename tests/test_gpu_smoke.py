@@ -10,6 +10,7 @@ from conftest import ROOT
 SHARED = ROOT.parent / "shared/data"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "nq_open/NQ-open.dev.jsonl").exists(), reason="no ../shared/data")
 def test_dry_run_builds_inputs_and_passes_the_plan(tmp_path):
     proc = subprocess.run(["bash", "scripts/gpu_smoke.sh", "--dry-run", "--keep", str(tmp_path)],
