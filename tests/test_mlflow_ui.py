@@ -12,14 +12,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 
 import mlflow
 import pytest
 from conftest import ROOT
 
-from recall.judge.server import free_port
+from recall.judge.server import free_port, wait_healthy
 from recall.tracking import log_to_parent, stage_run
 
 pytestmark = [pytest.mark.slow,
@@ -35,18 +33,6 @@ def render_text(url: str, profile) -> str:
                          capture_output=True, text=True, timeout=120, check=True).stdout
     dom = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", dom, flags=re.S)
     return " ".join(re.sub(r"<[^>]+>", " ", dom).split())
-
-
-def wait_healthy(url: str, proc, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "recall ui exited before the server answered"
-        try:
-            if urllib.request.urlopen(f"{url}/health", timeout=2).status == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"no MLflow server at {url}")
 
 
 @pytest.fixture
@@ -67,7 +53,7 @@ def ui(micro_params, tmp_path, monkeypatch):
                                  str(ROOT / "params.yaml"), "ui", "--port", str(port)],
                                 cwd=tmp_path, env=env, stdout=fh, start_new_session=True)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, 120, "recall ui")
         links = re.findall(r"http://127\.0\.0\.1:\d+/#/\S+", out.read_text())
         assert len(links) == 2, out.read_text()
         yield links[0], links[1], port

@@ -33,13 +33,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(base_url: str, proc: subprocess.Popen | None, timeout_s: float) -> None:
+def wait_healthy(base_url: str, proc: subprocess.Popen | None, timeout_s: float,
+                 what: str = "vLLM server") -> None:
+    """Until `base_url`/health answers 200 (vLLM's and MLflow's servers both have it)."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"vLLM server exited with code {proc.returncode} before it was "
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before it was "
                                f"ready; see its log")
         try:
             if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
@@ -47,7 +49,7 @@ def wait_healthy(base_url: str, proc: subprocess.Popen | None, timeout_s: float)
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    raise TimeoutError(f"vLLM server at {base_url} not healthy after {timeout_s:.0f}s")
+    raise TimeoutError(f"{what} at {base_url} not healthy after {timeout_s:.0f}s")
 
 
 def start_server(model_dir: str, port: int, log_path: Path) -> subprocess.Popen:
