@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from recall.config import Params, fingerprint, flat_dict
-from recall.environment import environment, git_commit
+from recall.environment import environment
 
 PIPELINE_TAG = "recall.pipeline"
 ROLE_TAG = "recall.role"  # "variant" on the parent, "stage" on its children
@@ -49,12 +49,12 @@ def experiment_id(mlflow, name: str) -> str:
     return exp.experiment_id
 
 
-def environment_tags() -> dict[str, str]:
-    """recall.environment's fields as MLflow tags (env.torch, env.device, ...)."""
-    return {f"env.{k}": v for k, v in environment().items()}
+def environment_tags(env: dict[str, str] | None = None) -> dict[str, str]:
+    """recall.environment's fields (read now unless given) as MLflow tags (env.torch, ...)."""
+    return {f"env.{k}": v for k, v in (env or environment()).items()}
 
 
-def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, commit: str) -> str:
+def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, env: dict) -> str:
     query = f"tags.`{PIPELINE_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'variant'"
     found = mlflow.search_runs([experiment_id], filter_string=query, output_format="list",
                                max_results=1)
@@ -62,9 +62,10 @@ def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, commit:
         return found[0].info.run_id
     client = mlflow.MlflowClient()
     run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME") or key,
-                            tags={PIPELINE_TAG: key, ROLE_TAG: "variant", "git.commit": commit,
+                            tags={PIPELINE_TAG: key, ROLE_TAG: "variant",
+                                  "git.commit": env["commit"],
                                   "recall.profile": params.experiment.profile,
-                                  **environment_tags()})
+                                  **environment_tags(env)})
     for name, value in flat_dict(params).items():
         client.log_param(run.info.run_id, name, value)
     client.set_terminated(run.info.run_id)
@@ -83,15 +84,17 @@ def stage_run(params: Params, stage: str) -> Iterator[object]:
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(params))
-    commit = git_commit()
+    # Read once: the commit (two git calls) and the torch probe serve the parent and the stage.
+    env = environment()
+    commit = env["commit"]
     exp_id = experiment_id(mlflow, params.experiment.name)
     key = pipeline_key(params, commit)
-    parent = _parent_run_id(mlflow, exp_id, key, params, commit)
+    parent = _parent_run_id(mlflow, exp_id, key, params, env)
     # Each stage records its own environment too: on a cluster its pod may differ from
     # the one that created the variant.
     tags = {"dvc.stage": stage, "git.commit": commit, PIPELINE_TAG: key, ROLE_TAG: "stage",
             "recall.experiment": params.experiment.name,
-            "dvc.exp": os.environ.get("DVC_EXP_NAME", ""), **environment_tags()}
+            "dvc.exp": os.environ.get("DVC_EXP_NAME", ""), **environment_tags(env)}
     with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent,
                           tags=tags) as run:
         mlflow.log_params(flat_dict(params))
