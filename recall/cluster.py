@@ -1,15 +1,14 @@
-"""Kubernetes: render k8s/ with kustomize plus params, and run Jobs through the official client.
+"""Kubernetes: render k8s/ with kustomize plus params, and watch Jobs through the official client.
 
-`render` is pure apart from calling kustomize; `run_job` talks to the API server: it creates
-the Job, watches it (re-listing when the watch expires with 410 Gone, kubernetes-client/
-python#502), streams the pod's logs, returns 0 or 1, and always deletes the Job with
-background propagation so its pods go too (kubernetes-client/python#234).
+`render` gives the services (k8s/base through an overlay), `job_templates` the Jobs that
+only `recall submit` creates (recall/submission.py). Both are pure apart from calling
+kustomize. `watch_job` waits for a Job, re-listing when the watch expires with 410 Gone
+(kubernetes-client/python#502); `stream_logs` follows its first pod.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 import subprocess
 import time
@@ -19,8 +18,6 @@ from typing import Callable
 import yaml
 
 from recall.config import Params
-
-TRAINER_STAGES = frozenset({"train@grpo"})  # the trainer Jobs run pipelines/train.py grpo
 
 
 def kustomize(overlay: str | Path) -> list[dict]:
@@ -44,11 +41,14 @@ def find(objs: list[dict], kind: str, name: str) -> dict:
     raise KeyError(f"no {kind} named {name!r} in the rendered manifests")
 
 
-def _set_gpus(container: dict, n: int) -> None:
-    # Only where the overlay asks for GPUs at all: the test overlay renders CPU-only pods.
+def set_gpus(container: dict, n: int) -> bool:
+    """Set the GPU limit where the overlay asks for GPUs at all (the test overlay renders
+    CPU-only pods); whether it did."""
     limits = container.get("resources", {}).get("limits", {})
     if "nvidia.com/gpu" in limits:
         limits["nvidia.com/gpu"] = str(n)
+        return True
+    return False
 
 
 def _flag(args: list[str], name: str, value: object) -> list[str]:
@@ -57,44 +57,28 @@ def _flag(args: list[str], name: str, value: object) -> list[str]:
 
 
 def apply_params(objs: list[dict], params: Params) -> list[dict]:
-    """Fill the judge model and tensor parallelism, and the trainers' GPU layout, from params."""
+    """The services with params filled in: the judge's served name, replicas and tensor
+    parallelism (with the GPU count to match)."""
     objs = copy.deepcopy(objs)
     c = params.cluster
-    judge = find(objs, "Deployment", "judge")["spec"]["template"]["spec"]["containers"][0]
-    for name, value in (("model", params.judge.model), ("served-model-name", params.judge.model),
+    deployment = find(objs, "Deployment", "judge")
+    deployment["spec"]["replicas"] = c.judge_replicas
+    judge = deployment["spec"]["template"]["spec"]["containers"][0]
+    for name, value in (("served-model-name", params.judge.model),
                         ("tensor-parallel-size", c.judge_tensor_parallel)):
         judge["args"] = _flag(judge["args"], name, value)
-    _set_gpus(judge, c.judge_tensor_parallel)
-    one = find(objs, "Job", "trainer")["spec"]
-    trainer = one["template"]["spec"]["containers"][0]
-    trainer["command"] = _flag(trainer["command"], "num_processes", c.gpus_per_node)
-    _set_gpus(trainer, c.gpus_per_node)
-    multi = find(objs, "Job", "trainer-multinode")["spec"]
-    multi["completions"] = multi["parallelism"] = c.nodes
-    node = multi["template"]["spec"]["containers"][0]
-    # The multi-node command is one shell string (it expands $JOB_COMPLETION_INDEX).
-    node["args"] = [re.sub(r"--num_processes=\d+", f"--num_processes={c.nodes * c.gpus_per_node}",
-                           re.sub(r"--num_machines=\d+", f"--num_machines={c.nodes}", a))
-                    for a in node["args"]]
-    _set_gpus(node, c.gpus_per_node)
+    set_gpus(judge, c.judge_tensor_parallel)
     return objs
 
 
 def render(params: Params, overlay: str | Path | None = None) -> list[dict]:
+    """The overlay's services (what `kubectl apply` gets), with params filled in."""
     return apply_params(kustomize(overlay or params.cluster.overlay), params)
 
 
-def stage_job(objs: list[dict], params: Params, stage: str | None) -> dict:
-    """The Job that runs `stage` (None: the whole `dvc repro`) on the cluster."""
-    if stage is not None and stage not in TRAINER_STAGES:
-        raise ValueError(f"stage {stage!r}: the cluster runs {sorted(TRAINER_STAGES)} or the "
-                         f"whole experiment")
-    multi = stage is not None and params.cluster.nodes > 1
-    job = copy.deepcopy(find(objs, "Job", "trainer-multinode" if multi else "trainer"))
-    if stage is None:
-        job["metadata"]["name"] = "experiment"
-        job["spec"]["template"]["spec"]["containers"][0]["command"] = ["dvc", "repro"]
-    return job
+def job_templates(params: Params, overlay: str | Path | None = None) -> list[dict]:
+    """The overlay's Job templates (its jobs/ directory): only `recall submit` creates them."""
+    return kustomize(Path(overlay or params.cluster.overlay) / "jobs")
 
 
 def to_client_job(manifest: dict):
@@ -152,22 +136,3 @@ def stream_logs(core, name: str, namespace: str, sink: Callable[[str], None]) ->
     pod = sorted(pods, key=lambda p: p.metadata.name)[0].metadata.name
     for line in core.read_namespaced_pod_log(pod, namespace, follow=True, _preload_content=False).stream():
         sink(line.decode(errors="replace") if isinstance(line, bytes) else line)
-
-
-def run_job(batch, core, manifest: dict, namespace: str, timeout_s: float,
-            sink: Callable[[str], None] = print, watch_factory: Callable | None = None) -> int:
-    """Create the Job, stream its logs, wait for it; exit code 0 or 1; always clean up."""
-    from kubernetes.client.exceptions import ApiException
-
-    name = manifest["metadata"]["name"]
-    batch.create_namespaced_job(namespace, to_client_job(manifest))
-    try:
-        try:
-            stream_logs(core, name, namespace, sink)
-        except ApiException as err:  # e.g. the pod is still pending: the watch decides
-            sink(f"[recall] logs unavailable for {name}: {err.reason}")
-        outcome = watch_job(batch, name, namespace, timeout_s, watch_factory)
-        sink(f"[recall] job {namespace}/{name} {outcome}")
-        return 0 if outcome == "succeeded" else 1
-    finally:
-        batch.delete_namespaced_job(name, namespace, propagation_policy="Background")

@@ -44,6 +44,7 @@ class ClusterConfig:
     overlay: str
     namespace: str
     kubernetes_version: str  # the manifests are validated against this version's schema
+    judge_replicas: int  # judge Deployment replicas behind one Service (requests spread)
     judge_tensor_parallel: int
     nodes: int
     gpus_per_node: int

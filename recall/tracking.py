@@ -30,6 +30,19 @@ def tracking_uri(params: Params) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
 
 
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: a tracking server's own store (its
+    --artifacts-destination, S3 on the cluster, proxied so pods need no keys); beside a local
+    store, ./mlartifacts, absolute so every stage of a repro writes to the same place.
+
+    >>> artifact_location("http://mlflow:5000") is None
+    True
+    """
+    if uri.startswith(("http://", "https://", "databricks")):
+        return None
+    return Path("mlartifacts").resolve().as_uri()
+
+
 def pipeline_key(params: Params, commit: str) -> str:
     exp = os.environ.get("DVC_EXP_NAME")
     return f"exp:{exp}" if exp else f"{commit[:12]}:{fingerprint(params)}"
@@ -40,9 +53,9 @@ def experiment_id(mlflow, name: str) -> str:
     experiment from an older recall has no kind yet)."""
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
-        # Absolute, so every stage of a repro writes artifacts to the same place.
         return mlflow.create_experiment(name, tags=EXPERIMENT_KIND,
-                                        artifact_location=Path("mlartifacts").resolve().as_uri())
+                                        artifact_location=artifact_location(
+                                            mlflow.get_tracking_uri()))
     for key, value in EXPERIMENT_KIND.items():
         if exp.tags.get(key) != value:
             mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, key, value)

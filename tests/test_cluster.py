@@ -1,7 +1,8 @@
 """k8s/: every overlay renders and validates against the pinned Kubernetes schema (strict);
-the Job objects the client submits equal the rendered YAML; the watch survives 410 Gone and
-reports failure; the Job is always deleted with background propagation."""
+the base holds only services; every container command parses with its program's own parser;
+Job objects the client submits equal the rendered YAML; the watch survives 410 Gone."""
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +10,20 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from command_parsers import CommandError, parse
 from conftest import ROOT
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from recall.cluster import apply_params, find, kustomize, render, run_job, stage_job, watch_job
+from recall.cluster import find, job_templates, render, watch_job
 from recall.config import load_params, with_overrides
+from recall.submission import KINDS, submission
+from recall.workspace import WORKSPACE_DIRS, remote_commands, repro_commands
 
 OVERLAYS = sorted(p for p in (ROOT / "k8s/overlays").iterdir() if p.is_dir())
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
+SERVICES = {"Namespace", "PersistentVolumeClaim", "Service", "ConfigMap", "Deployment",
+            "StatefulSet", "NetworkPolicy"}
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +31,24 @@ def params():
     return load_params(ROOT / "params.yaml")
 
 
+@pytest.fixture(scope="module")
+def paper():
+    return load_params(ROOT / "params-paper.yaml")
+
+
+def _all_objects(params, overlay):
+    """Services, Job templates, and one submission of each kind (multi-node included)."""
+    templates = job_templates(params, overlay)
+    multi = with_overrides(params, {"cluster.nodes": 2})
+    subs = [submission(templates, params, what) for what in KINDS]
+    subs += [submission(templates, multi, "train@grpo"),
+             submission(templates, multi, "train@grpo", commit=True)]
+    return render(params, overlay) + templates + [o for s in subs for o in s.objects()]
+
+
 @pytest.fixture(scope="module", params=[p.name for p in OVERLAYS])
 def rendered(request, params):
-    return request.param, render(params, ROOT / "k8s/overlays" / request.param)
+    return request.param, _all_objects(params, ROOT / "k8s/overlays" / request.param)
 
 
 def _pod_specs(objs):
@@ -36,29 +57,42 @@ def _pod_specs(objs):
             yield obj, obj["spec"]["template"]["spec"]
 
 
-def test_overlays_exist():
+def _containers(objs):
+    for obj, spec in _pod_specs(objs):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            yield f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}", c
+
+
+def test_overlays_have_services_and_jobs():
     assert {p.name for p in OVERLAYS} == {"cluster", "test"}
+    assert all((p / "jobs/kustomization.yaml").is_file() for p in OVERLAYS)
+
+
+def test_the_applied_rendering_holds_services_only(params):
+    for overlay in OVERLAYS:
+        kinds = {o["kind"] for o in render(params, overlay)}
+        assert kinds <= SERVICES, (overlay.name, kinds - SERVICES)
+        assert {o["kind"] for o in job_templates(params, overlay)} == {"Job", "Service"}
+
+
+def _validate(objs, params, path):
+    path.write_text(yaml.safe_dump_all(objs))
+    return subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
+                           "-k", params.cluster.kubernetes_version, str(path)],
+                          capture_output=True, text=True)
 
 
 def test_manifests_validate_strictly(rendered, params, tmp_path):
     name, objs = rendered
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump_all(objs))
-    proc = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
-                           "-k", params.cluster.kubernetes_version, str(path)],
-                          capture_output=True, text=True)
+    proc = _validate(objs, params, tmp_path / f"{name}.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count(" passed for resource ") == len(objs)
 
 
 def test_validator_rejects_an_unknown_field(params, tmp_path):
-    job = stage_job(render(params, ROOT / "k8s/overlays/test"), params, None)
+    job = submission(job_templates(params, ROOT / "k8s/overlays/test"), params, "experiment").job
     job["spec"]["backofLimit"] = 3  # a typo strict mode must catch
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(job))
-    proc = subprocess.run([str(Path(sys.executable).parent / "kubernetes-validate"), "--strict",
-                           "-k", params.cluster.kubernetes_version, str(path)],
-                          capture_output=True, text=True)
+    proc = _validate([job], params, tmp_path / "bad.yaml")
     assert proc.returncode != 0 and "backofLimit" in proc.stdout + proc.stderr
 
 
@@ -67,49 +101,165 @@ def test_pinned_images_limits_non_root_and_no_secret_literals(rendered):
     for obj, spec in _pod_specs(objs):
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         assert spec["securityContext"]["runAsNonRoot"] is True, where
-        for c in spec["containers"]:
-            image = c["image"]
-            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (where, image)
-            assert c["resources"]["requests"] and c["resources"]["limits"], where
-            assert c["securityContext"]["allowPrivilegeEscalation"] is False, where
-            for env in c.get("env", []):
-                secretish = any(w in env["name"].upper() for w in ("TOKEN", "PASSWORD", "SECRET",
-                                                                    "KEY", "STORAGE", "URI"))
-                if secretish and "value" in env:
-                    assert env["name"] in ("MLFLOW_TRACKING_URI",), (where, env)
-                if env["name"] in ("HF_TOKEN", "POSTGRES_PASSWORD", "RECALL_OPTUNA_STORAGE"):
-                    assert "secretKeyRef" in env["valueFrom"], (where, env)
+    for where, c in _containers(objs):
+        image = c["image"]
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), (where, image)
+        assert c["resources"]["requests"] and c["resources"]["limits"], where
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False, where
+        for env in c.get("env", []):
+            secretish = any(w in env["name"].upper() for w in ("TOKEN", "PASSWORD", "SECRET",
+                                                                "KEY", "STORAGE", "URI"))
+            assert not (secretish and "value" in env), (where, env)
+            if env["name"] in ("HF_TOKEN", "POSTGRES_PASSWORD", "RECALL_OPTUNA_STORAGE",
+                               "AWS_SECRET_ACCESS_KEY", "MLFLOW_BACKEND_URI"):
+                assert "secretKeyRef" in env["valueFrom"], (where, env)
+
+
+def test_every_job_mounts_the_workspace_and_its_own_params(rendered):
+    _, objs = rendered
+    for obj in objs:
+        if obj["kind"] != "Job" or obj["metadata"]["name"] in {*KINDS.values(), "trainer-multinode"}:
+            continue  # templates: their ConfigMap is named at submission
+        spec = obj["spec"]["template"]["spec"]
+        mounts = {m["mountPath"]: m for m in spec["containers"][0]["volumeMounts"]}
+        workspace = sorted(m["subPath"] for m in mounts.values() if m["name"] == "workspace")
+        assert workspace == sorted(WORKSPACE_DIRS), obj["metadata"]["name"]
+        assert mounts["/app/params.yaml"]["subPath"] == "params.yaml"
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["params"]["configMap"]["name"] == f"{obj['metadata']['name']}-params"
+        assert spec["initContainers"][0]["command"] == ["recall", "workspace", "/workspace"]
+
+
+def _env(container, objs) -> dict[str, str]:
+    """The container's environment as the kubelet would give it: ConfigMap values, test
+    values for secrets, a completion index for the downward API."""
+    cluster = find(objs, "ConfigMap", "recall-cluster")["data"]
+    env = {}
+    for ref in container.get("envFrom", []):
+        if "configMapRef" in ref:
+            env.update(cluster)
+    for e in container.get("env", []):
+        source = e.get("valueFrom", {})
+        if "configMapKeyRef" in source:
+            env[e["name"]] = cluster[source["configMapKeyRef"]["key"]]
+        elif "secretKeyRef" in source:
+            env[e["name"]] = "sqlite:///test.db" if "URI" in e["name"] else "test-secret"
+        else:
+            env[e["name"]] = e.get("value", "0")
+    return env
+
+
+def test_every_container_command_parses_with_its_programs_parser(rendered):
+    _, objs = rendered
+    checked = 0
+    for where, c in _containers(objs):
+        if "command" not in c:
+            assert c["image"].startswith("postgres:"), where  # the image's own entrypoint
+            continue
+        parse(c["command"] + c.get("args", []), _env(c, objs))
+        checked += 1
+    assert checked >= 10
+
+
+def test_the_commands_a_job_runs_in_turn_parse_too(paper):
+    # recall repro runs DVC; a stage with several GPUs relaunches under accelerate launch.
+    from recall.compute import Resolved
+    from recall.launcher import launch_command
+
+    for cmd in remote_commands("s3://b/c", "http://minio:9000") + repro_commands(
+            ["train@grpo"], commit=False, remote=True) + repro_commands(["x"], True, False):
+        parse(cmd)
+    stage = shlex.split(yaml.safe_load((ROOT / "dvc.yaml").read_text())
+                        ["stages"]["train"]["do"]["cmd"].replace("${item}", "grpo"))
+    launch = launch_command(paper.compute, Resolved("cuda", True, True, "sdpa"), stage[1:])
+    assert parse(["python", *launch[1:]]).num_processes == paper.compute.num_processes
+    parse(["python", *stage[1:]])
+
+
+def test_a_flag_the_pinned_version_lacks_fails(params):
+    judge = find(render(params, ROOT / "k8s/overlays/test"), "Deployment", "judge")
+    c = judge["spec"]["template"]["spec"]["containers"][0]
+    with pytest.raises(CommandError, match="disable-log-requests"):
+        parse(c["command"] + c["args"] + ["--disable-log-requests"])
+    with pytest.raises(CommandError, match="no parser known"):
+        parse(["bash", "-c", "true"])
+
+
+def test_mlflow_accepts_the_host_pods_send(params):
+    mlflow = find(render(params, ROOT / "k8s/overlays/test"), "Deployment", "mlflow")
+    args = mlflow["spec"]["template"]["spec"]["containers"][0]["args"]
+    hosts = next(a.split("=", 1)[1] for a in args if a.startswith("--allowed-hosts="))
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    allowed = hosts.split(",")
+    assert is_allowed_host_header(allowed, "mlflow:5000")
+    assert is_allowed_host_header(allowed, "127.0.0.1:5000")  # kubectl port-forward
+    assert not is_allowed_host_header(allowed, "evil.example:5000")
 
 
 def test_params_fill_judge_and_trainer_layout(params):
     custom = with_overrides(params, {"cluster.judge_tensor_parallel": 2, "cluster.nodes": 3,
-                                     "cluster.gpus_per_node": 4, "judge.model": "org/judge"})
-    objs = apply_params(kustomize(ROOT / "k8s/overlays/cluster"), custom)
-    judge = find(objs, "Deployment", "judge")["spec"]["template"]["spec"]["containers"][0]
-    assert "--tensor-parallel-size=2" in judge["args"] and "--model=org/judge" in judge["args"]
-    assert judge["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    multi = stage_job(objs, custom, "train@grpo")
-    assert multi["spec"]["completionMode"] == "Indexed"
-    assert multi["spec"]["completions"] == multi["spec"]["parallelism"] == 3
-    args = multi["spec"]["template"]["spec"]["containers"][0]["args"][0]
-    assert "--num_machines=3" in args and "--num_processes=12" in args
-    assert '--machine_rank="$JOB_COMPLETION_INDEX"' in args
-    assert "--main_process_ip=trainer-multinode-0.trainer-multinode" in args
-    single = stage_job(objs, with_overrides(custom, {"cluster.nodes": 1}), "train@grpo")
-    assert single["metadata"]["name"] == "trainer"
-    command = single["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert "--num_processes=4" in command and "--num_machines=1" in command
+                                     "cluster.gpus_per_node": 4, "cluster.judge_replicas": 3,
+                                     "judge.model": "org/judge"})
+    judge = find(render(custom, ROOT / "k8s/overlays/cluster"), "Deployment", "judge")
+    assert judge["spec"]["replicas"] == 3
+    c = judge["spec"]["template"]["spec"]["containers"][0]
+    assert "--tensor-parallel-size=2" in c["args"] and "--served-model-name=org/judge" in c["args"]
+    assert "--model=models/judge" in c["args"]  # the staged directory, offline
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    templates = job_templates(custom, ROOT / "k8s/overlays/cluster")
+    multi = submission(templates, custom, "train@grpo")
+    spec = multi.job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == 3
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == multi.name == multi.service["metadata"]["name"]
+    assert multi.service["spec"]["selector"] == {"job-name": multi.name}
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["MASTER_ADDR"] == f"{multi.name}-0.{multi.name}"
+    shipped = yaml.safe_load(multi.params["data"]["params.yaml"])
+    assert shipped["compute"]["num_processes"] == 4 and shipped["compute"]["num_machines"] == 3
+    single = submission(templates, with_overrides(custom, {"cluster.nodes": 1}), "train@grpo")
+    assert single.service is None and single.name.startswith("trainer-")
+    assert single.job["spec"]["template"]["spec"]["containers"][0]["command"] == \
+        ["recall", "repro", "train@grpo"]
+    assert single.job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
+        "nvidia.com/gpu"] == "4"
     with pytest.raises(ValueError, match="sample@base"):
-        stage_job(objs, params, "sample@base")
+        submission(templates, params, "sample@base")
+
+
+def test_cpu_jobs_keep_the_submitted_layout(params):
+    # The test overlay asks for no GPUs: the params travel unchanged.
+    sub = submission(job_templates(params, ROOT / "k8s/overlays/test"), params, "train@grpo")
+    assert yaml.safe_load(sub.params["data"]["params.yaml"])["compute"] == \
+        yaml.safe_load((ROOT / "params.yaml").read_text())["compute"]
 
 
 def test_client_job_equals_rendered_yaml(rendered, params):
     from recall.cluster import to_client_job
 
-    _, objs = rendered
-    for stage in ("train@grpo", None):
-        manifest = stage_job(objs, params, stage)
+    name, _ = rendered
+    templates = job_templates(params, ROOT / "k8s/overlays" / name)
+    for what in KINDS:
+        manifest = submission(templates, params, what).job
         assert ApiClient().sanitize_for_serialization(to_client_job(manifest)) == manifest
+
+
+def _quantity_gb(q: str) -> float:
+    units = {"Gi": 2 ** 30, "Ti": 2 ** 40}
+    return float(q[:-2]) * units[q[-2:]] / 1e9
+
+
+def test_checkpoint_volume_fits_the_largest_policy(paper):
+    # Llama-3.1-8B: fp32 master weights + Adam's two fp32 moments = 12 B per parameter; two
+    # kept plus the one being written; one training per sweep worker at a time.
+    per_checkpoint_gb = 8.03e9 * 12 / 1e9
+    workers = find(job_templates(paper), "Job", "sweep-worker")["spec"]["parallelism"]
+    need = per_checkpoint_gb * 3 * workers
+    pvc = find(render(paper), "PersistentVolumeClaim", "checkpoints")
+    have = _quantity_gb(pvc["spec"]["resources"]["requests"]["storage"])
+    assert have >= need, f"checkpoints PVC {have:.0f} GB < {need:.0f} GB"
+    assert "save_total_limit=2" in (ROOT / "recall/training.py").read_text()
 
 
 # A fake API server: list/watch/logs/create/delete recorded, events scripted.
@@ -177,28 +327,6 @@ def test_watch_times_out():
                   clock=lambda: next(ticks))
 
 
-@pytest.mark.parametrize("condition,code", [("Complete", 0), ("Failed", 1)])
-def test_run_job_exit_code_logs_and_background_cleanup(params, condition, code):
-    manifest = stage_job(render(params, ROOT / "k8s/overlays/test"), params, "train@grpo")
-    batch = FakeBatch([[_job()]])
-    FakeWatch.scripts = [[{"object": _job()}, {"object": _job(condition)}]]
-    lines = []
-    assert run_job(batch, FakeCore(), manifest, "recall", 60, sink=lines.append,
-                   watch_factory=FakeWatch) == code
-    assert lines[:2] == ["step 1\n", "step 2\n"]
-    assert batch.calls[0] == ("create", "trainer") and batch.calls[-1] == ("delete", "Background")
-
-
-def test_run_job_cleans_up_when_the_watch_fails(params):
-    manifest = stage_job(render(params, ROOT / "k8s/overlays/test"), params, None)
-    batch = FakeBatch([[_job()]])
-    FakeWatch.scripts = [ApiException(status=500, reason="boom")]
-    with pytest.raises(ApiException):
-        run_job(batch, FakeCore(), manifest, "recall", 60, sink=lambda _: None,
-                watch_factory=FakeWatch)
-    assert batch.calls[-1] == ("delete", "Background")
-
-
 def _script_args(argv: list[str]) -> list[str]:
     """The arguments after pipelines/train.py, each as --flag=value."""
     tail = argv[argv.index("pipelines/train.py") + 1:]
@@ -213,18 +341,9 @@ def _script_args(argv: list[str]) -> list[str]:
     return out
 
 
-def test_trainer_jobs_pass_the_paths_dvc_yaml_gives_train_grpo(params):
-    # dvc.yaml is where stage paths live; the trainer Jobs run the same script directly
-    # (under accelerate), so their arguments must match train@grpo's cmd but for the
-    # checkpoint root, which is the checkpoints volume.
-    import shlex
-
+def test_multinode_job_passes_the_paths_dvc_yaml_gives_train_grpo(params):
+    # dvc.yaml is where stage paths live; the multi-node Job runs the same script directly.
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]
     want = _script_args(shlex.split(stage["cmd"].replace("${item}", "grpo")))
-    want = [a if not a.startswith("--checkpoints=") else "--checkpoints=/checkpoints/grpo"
-            for a in want]
-    objs = render(params, ROOT / "k8s/overlays/cluster")
-    single = find(objs, "Job", "trainer")["spec"]["template"]["spec"]["containers"][0]
-    multi = find(objs, "Job", "trainer-multinode")["spec"]["template"]["spec"]["containers"][0]
-    assert _script_args(single["command"] + single.get("args", [])) == want
-    assert _script_args(shlex.split(multi["args"][0])) == want
+    multi = find(job_templates(params, ROOT / "k8s/overlays/cluster"), "Job", "trainer-multinode")
+    assert _script_args(multi["spec"]["template"]["spec"]["containers"][0]["command"]) == want

@@ -64,16 +64,21 @@ class LLMJudge:
                 out[i] = Verdict(value, "cache")
         self.stats["deduplicated"] += sum(len(ix) - 1 for ix in pending.values())
         keys = list(pending)
-        replies = self._ask_all([requests[pending[k][0]] for k in keys])
-        fresh = []
-        for key, reply in zip(keys, replies):
-            verdict = self._verdict(reply)
-            if verdict.value is not None:
-                fresh.append((key, verdict.value, reply))
-            for i in pending[key]:
-                out[i] = verdict
-        if self.cache is not None:
-            self.cache.put_many(fresh)
+
+        def settle(indices: list[int], replies: list) -> None:
+            # Per HTTP request: its verdicts are cached at once, so a later failure (or a
+            # killed pod) loses only the requests still in flight and a rerun resumes.
+            fresh = []
+            for k, reply in zip(indices, replies):
+                verdict = self._verdict(reply)
+                if verdict.value is not None:
+                    fresh.append((keys[k], verdict.value, reply))
+                for i in pending[keys[k]]:
+                    out[i] = verdict
+            if self.cache is not None:
+                self.cache.put_many(fresh)
+
+        self._ask_all([requests[pending[k][0]] for k in keys], settle)
         return out  # type: ignore[return-value]
 
     def _verdict(self, reply) -> Verdict:
@@ -85,7 +90,7 @@ class LLMJudge:
             return Verdict(None, f"unparseable reply {reply!r}")
         return Verdict(value, "llm")
 
-    def _ask_all(self, requests: list[JudgeRequest]) -> list:
+    def _ask_all(self, requests: list[JudgeRequest], settle) -> None:
         bodies = [{"model": self.model, "prompt": self._text(r), "max_tokens": 4,
                    "temperature": 0.0,
                    # A chat template already holds BOS (Llama); vLLM would add another.
@@ -93,13 +98,14 @@ class LLMJudge:
                    # Constrained to the prompt's choices where the server supports it (vLLM).
                    "structured_outputs": {"choice": list(self.prompt.choices)}}
                   for r in requests]
-        replies = self.client.complete_all(bodies)
+        replies = self.client.complete_all(bodies, on_reply=settle)
         failures = [r for r in replies if isinstance(r, Exception)]
         if failures and self.on_unreachable == "raise":
+            kept = (f"the {len(replies) - len(failures)} that came back are in the verdict "
+                    f"cache" if self.cache is not None else "judge.cache is off: nothing kept")
             raise JudgeError(f"LLM judge at {self.base_url} failed {len(failures)} of "
-                             f"{len(replies)} requests after {self.cfg.retries} retries; "
+                             f"{len(replies)} requests after {self.cfg.retries} retries ({kept}); "
                              f"last error: {failures[-1]}")
-        return replies
 
     def _text(self, r: JudgeRequest) -> str:
         text = self.prompt.render(r.question, r.answers, r.candidate)

@@ -15,7 +15,7 @@ import asyncio
 import os
 import random
 from collections import Counter
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -43,25 +43,35 @@ class CompletionClient:
         self.stats = stats if stats is not None else Counter()
         self.max_in_flight = 0
 
-    def complete_all(self, bodies: Sequence[dict], desc: str = "judge calls") -> list:
-        """One reply text (or JudgeError) per request body, in order."""
+    def complete_all(self, bodies: Sequence[dict], desc: str = "judge calls",
+                     on_reply: Callable[[list[int], list], None] | None = None) -> list:
+        """One reply text (or JudgeError) per request body, in order. `on_reply(indices,
+        replies)` runs as each HTTP request finishes, so a caller can persist what came back
+        before a later request fails or the process is killed."""
         if not bodies:
             return []
         batches = batch_bodies(bodies, self.cfg.batch_prompts)
-        replies = asyncio.run(self._all([b for b, _ in batches], desc))
-        out = []
-        for (body, _), reply in zip(batches, replies):
-            n = len(body["prompt"])
+        out: list = [None] * len(bodies)
+
+        def done(k: int, reply) -> None:
+            body, indices = batches[k]
+            n = len(indices)
             if isinstance(reply, Exception):
-                out.extend([reply] * n)
+                replies = [reply] * n
             elif len(reply) != n:
-                out.extend([JudgeError(f"server returned {len(reply)} choices for {n} prompts")] * n)
+                replies = [JudgeError(f"server returned {len(reply)} choices for {n} prompts")] * n
             else:
-                out.extend(reply)
+                replies = list(reply)
+            for i, r in zip(indices, replies):
+                out[i] = r
+            if on_reply is not None:
+                on_reply(indices, replies)
+
+        asyncio.run(self._all([b for b, _ in batches], desc, done))
         self.stats["unreachable"] += sum(isinstance(r, Exception) for r in out)
         return out
 
-    async def _all(self, bodies: list[dict], desc: str) -> list:
+    async def _all(self, bodies: list[dict], desc: str, done: Callable[[int, object], None]):
         import httpx
 
         limit = asyncio.Semaphore(self.concurrency)
@@ -69,21 +79,20 @@ class CompletionClient:
         total = sum(len(b["prompt"]) for b in bodies)
         bar = tqdm(total=total, desc=desc, unit="call", disable=total < 256)
 
-        async def one(client, body):
+        async def one(client, k, body):
             nonlocal in_flight
             async with limit:
                 in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, in_flight)
                 try:
-                    return await self._post(client, body)
+                    done(k, await self._post(client, body))
                 finally:
                     in_flight -= 1
                     bar.update(len(body["prompt"]))
 
         async with httpx.AsyncClient(timeout=self.cfg.timeout_s) as client:
-            replies = await asyncio.gather(*(one(client, b) for b in bodies))
+            await asyncio.gather(*(one(client, k, b) for k, b in enumerate(bodies)))
         bar.close()
-        return replies
 
     async def _post(self, client, body: dict):
         """One batched completion with retries; the reply texts or the last error."""

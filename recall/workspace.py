@@ -1,0 +1,93 @@
+"""What a cluster Job runs: `dvc repro` against the workspace volume and the DVC remote.
+
+A pod's /app is the image: the code, dvc.yaml, and the dvc.lock it was built with. Stage
+outputs live on the workspace volume (k8s/jobs/workspace.yaml mounts data/, models/, runs/,
+cache/, metrics/, plots/, reports/, .dvc/cache and checkpoints/ there), so what one Job
+writes the next one reads. The lock that describes those outputs is the workspace's, kept
+in .recall/dvc.lock on the volume: restored before the run, saved after it, even a failed
+one (DVC records each stage as it completes). With $RECALL_DVC_REMOTE set (the cluster
+ConfigMap), outputs are pulled from and pushed to that S3 remote, which is how they reach a
+laptop: `dvc pull` with that lock.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+# The workspace volume's directories, by subPath (k8s/jobs/workspace.yaml mounts each one;
+# tests/test_cluster.py checks the two agree).
+WORKSPACE_DIRS = ("data", "models", "runs", "cache", "metrics", "plots", "reports",
+                  "dvc-cache", "state")
+LOCK = Path("dvc.lock")
+SAVED_LOCK = Path(".recall/dvc.lock")  # the `state` subPath
+REMOTE = "cluster"
+
+
+def init_workspace(root: Path) -> list[Path]:
+    """Create the workspace's directories as the calling user (the pod's uid): a subPath the
+    kubelet creates itself belongs to root."""
+    made = []
+    for name in WORKSPACE_DIRS:
+        path = root / name
+        path.mkdir(parents=True, exist_ok=True)
+        made.append(path)
+    return made
+
+
+def remote_commands(url: str, endpoint: str | None) -> list[list[str]]:
+    """DVC commands that set the cluster's remote in .dvc/config.local (never committed).
+
+    >>> remote_commands("s3://b/c", "http://minio:9000")[1]
+    ['dvc', 'remote', 'modify', '--local', 'cluster', 'endpointurl', 'http://minio:9000']
+    """
+    cmds = [["dvc", "remote", "add", "--local", "--force", REMOTE, url]]
+    if endpoint:
+        cmds.append(["dvc", "remote", "modify", "--local", REMOTE, "endpointurl", endpoint])
+    return cmds
+
+
+def repro_commands(targets: Sequence[str], commit: bool, remote: bool) -> list[list[str]]:
+    """The DVC commands of one Job, in order: pull, repro (or commit), push.
+
+    >>> repro_commands(["train@grpo"], commit=False, remote=True)
+    [['dvc', 'pull', '-r', 'cluster', '--allow-missing'], ['dvc', 'repro', 'train@grpo'], \
+['dvc', 'push', '-r', 'cluster']]
+    """
+    work = ["dvc", "commit", "--force", *targets] if commit else ["dvc", "repro", *targets]
+    if not remote:
+        return [work]
+    return [["dvc", "pull", "-r", REMOTE, "--allow-missing"], work,
+            ["dvc", "push", "-r", REMOTE]]
+
+
+def _run(cmd: list[str]) -> int:
+    print(f"[recall] {' '.join(cmd)}", flush=True)
+    return subprocess.run(cmd).returncode
+
+
+def repro(targets: Sequence[str], commit: bool = False,
+          env: dict[str, str] | None = None, run: Callable[[list[str]], int] = _run) -> int:
+    """Restore the workspace's lock, configure the remote, run the DVC commands, save the
+    lock; the exit code of the first command that failed (0 when none did)."""
+    env = os.environ if env is None else env
+    if SAVED_LOCK.exists():
+        shutil.copyfile(SAVED_LOCK, LOCK)
+    url = env.get("RECALL_DVC_REMOTE", "")
+    for cmd in remote_commands(url, env.get("AWS_ENDPOINT_URL")) if url else []:
+        if code := run(cmd):
+            return code
+    code = 0
+    try:
+        for cmd in repro_commands(targets, commit, remote=bool(url)):
+            if code := run(cmd):
+                print(f"[recall] {' '.join(cmd)} failed with exit code {code}", file=sys.stderr)
+                break
+    finally:
+        if LOCK.exists() and SAVED_LOCK.parent.is_dir():
+            shutil.copyfile(LOCK, SAVED_LOCK)
+    return code
