@@ -1,0 +1,148 @@
+"""recall submit: two submissions in a row are two Jobs with distinct names, each with its own
+params ConfigMap; objects are created in order (ConfigMap, Service, Job), made the Job's
+dependents, and the Job is always deleted with background propagation."""
+
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from conftest import ROOT
+from kubernetes.client.exceptions import ApiException
+
+from recall.cluster import job_templates
+from recall.config import load_params, with_overrides
+from recall.submission import run_submission, submission, unique_name
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="module")
+def templates(params):
+    return job_templates(params, ROOT / "k8s/overlays/test")
+
+
+def _job(*conditions):
+    return SimpleNamespace(status=SimpleNamespace(conditions=[
+        SimpleNamespace(type=t, status="True") for t in conditions]))
+
+
+class FakeAPI:
+    """The batch and core APIs in one: every call recorded, the Job's status scripted."""
+
+    def __init__(self, outcome="Complete"):
+        self.calls, self.outcome = [], outcome
+        self.configmaps, self.jobs = {}, {}
+
+    # core
+    def create_namespaced_config_map(self, namespace, body):
+        if body["metadata"]["name"] in self.configmaps:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.configmaps[body["metadata"]["name"]] = body
+        self.calls.append(("create configmap", body["metadata"]["name"]))
+
+    def create_namespaced_service(self, namespace, body):
+        self.calls.append(("create service", body["metadata"]["name"]))
+
+    def patch_namespaced_config_map(self, name, namespace, body):
+        self.calls.append(("own configmap", name, body["metadata"]["ownerReferences"][0]["uid"]))
+
+    def patch_namespaced_service(self, name, namespace, body):
+        self.calls.append(("own service", name, body["metadata"]["ownerReferences"][0]["uid"]))
+
+    def list_namespaced_pod(self, namespace, label_selector):
+        return SimpleNamespace(items=[SimpleNamespace(metadata=SimpleNamespace(name="p-0"))])
+
+    def read_namespaced_pod_log(self, pod, namespace, follow, _preload_content):
+        return SimpleNamespace(stream=lambda: iter([b"step 1\n"]))
+
+    # batch
+    def create_namespaced_job(self, namespace, body):
+        name = body.metadata.name
+        if name in self.jobs:
+            raise ApiException(status=409, reason="AlreadyExists")
+        self.jobs[name] = body
+        self.calls.append(("create job", name))
+        return SimpleNamespace(metadata=SimpleNamespace(name=name, uid=f"uid-{name}"))
+
+    def list_namespaced_job(self, namespace, **kw):
+        return SimpleNamespace(items=[_job(self.outcome)],
+                               metadata=SimpleNamespace(resource_version="1"))
+
+    def delete_namespaced_job(self, name, namespace, propagation_policy=None):
+        self.calls.append(("delete job", name, propagation_policy))
+
+
+def test_two_submissions_in_a_row_are_two_jobs_with_their_own_params(params, templates):
+    api = FakeAPI()
+    first = submission(templates, params, "train@grpo")
+    changed = with_overrides(params, {"grpo.learning_rate": 1e-5})
+    second = submission(templates, changed, "train@grpo")
+    assert run_submission(api, api, first, "recall", 60, sink=lambda _: None) == 0
+    assert run_submission(api, api, second, "recall", 60, sink=lambda _: None) == 0
+    assert first.name != second.name and set(api.jobs) == {first.name, second.name}
+    assert set(api.configmaps) == {f"{first.name}-params", f"{second.name}-params"}
+    rates = [yaml.safe_load(api.configmaps[f"{s.name}-params"]["data"]["params.yaml"])
+             ["grpo"]["learning_rate"] for s in (first, second)]
+    assert rates == [params.grpo.learning_rate, 1e-5]
+    mounted = api.jobs[second.name].spec.template.spec.volumes
+    assert [v.config_map.name for v in mounted if v.name == "params"] == [f"{second.name}-params"]
+
+
+def test_objects_are_created_in_order_and_owned_by_the_job(params, templates):
+    api = FakeAPI(outcome="Failed")
+    sub = submission(templates, with_overrides(params, {"cluster.nodes": 2}), "train@grpo")
+    assert run_submission(api, api, sub, "recall", 60, sink=lambda _: None) == 1
+    n = sub.name
+    assert api.calls == [("create configmap", f"{n}-params"), ("create service", n),
+                         ("create job", n), ("own configmap", f"{n}-params", f"uid-{n}"),
+                         ("own service", n, f"uid-{n}"), ("delete job", n, "Background")]
+
+
+def test_a_failed_watch_still_deletes_the_job(params, templates):
+    class Broken(FakeAPI):
+        def list_namespaced_job(self, namespace, **kw):
+            raise ApiException(status=500, reason="boom")
+
+    api = Broken()
+    sub = submission(templates, params, "experiment")
+    with pytest.raises(ApiException, match="boom"):
+        run_submission(api, api, sub, "recall", 60, sink=lambda _: None)
+    assert api.calls[-1] == ("delete job", sub.name, "Background")
+
+
+def test_names_are_unique_within_a_second_and_fit_the_label_limit():
+    names = {unique_name("trainer-multinode", clock=lambda: 0.0) for _ in range(50)}
+    assert len(names) == 50
+    assert all(n.startswith("trainer-multinode-19700101-000000-") for n in names)
+    assert max(len(n) for n in names) + len("-params") <= 63
+
+
+def test_commit_runs_dvc_commit_on_one_pod(params, templates):
+    sub = submission(templates, with_overrides(params, {"cluster.nodes": 4}), "train@grpo",
+                     commit=True)
+    assert sub.service is None and "completionMode" not in sub.job["spec"]
+    assert sub.job["spec"]["template"]["spec"]["containers"][0]["command"] == \
+        ["recall", "repro", "--commit", "train@grpo"]
+    with pytest.raises(ValueError, match="not a stage"):
+        submission(templates, params, "staging", commit=True)
+
+
+def test_sweep_workers_take_the_requested_parallelism(params, templates):
+    sub = submission(templates, params, "sweep-worker", workers=7)
+    assert sub.job["spec"]["parallelism"] == sub.job["spec"]["completions"] == 7
+
+
+def test_submit_dry_run_prints_the_objects(tmp_path, capsys):
+    from recall.cli import main
+
+    assert main(["submit", "--staging", "--overlay", str(ROOT / "k8s/overlays/test"),
+                 "--dry-run"]) == 0
+    objs = list(yaml.safe_load_all(capsys.readouterr().out))
+    assert [o["kind"] for o in objs] == ["ConfigMap", "Job"]
+    assert objs[1]["metadata"]["name"].startswith("staging-")
+    env = {e["name"]: e for e in objs[1]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "recall-hf"
+    assert env["HF_HUB_OFFLINE"]["value"] == "0"
