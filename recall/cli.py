@@ -122,11 +122,11 @@ def _serve_judge(args) -> int:
 
 
 def _ui(args) -> int:
-    from recall.tracking import TRAINING_VIEW, compare_url, runs_url, tracking_uri, variant_runs
+    from recall.tracking import TRAINING_VIEW, compare_url, is_server, runs_url, tracking_uri, variant_runs
 
     params = load_params(args.params)
     store = tracking_uri(params)
-    remote = store.startswith(("http://", "https://"))  # a tracking server is the UI itself
+    remote = is_server(store)  # a tracking server is the UI itself
     ui = store if remote else f"http://{args.host}:{args.port}"
     try:
         experiment, variants = variant_runs(store, params.experiment.name)

@@ -30,6 +30,11 @@ def tracking_uri(params: Params) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri
 
 
+def is_server(uri: str) -> bool:
+    """A tracking server (it serves the UI and its artifact store), not a local store."""
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
 def artifact_location(uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: a tracking server's own store (its
     --artifacts-destination, S3 on the cluster, proxied so pods need no keys); beside a local
@@ -38,7 +43,7 @@ def artifact_location(uri: str) -> str | None:
     >>> artifact_location("http://mlflow:5000") is None
     True
     """
-    if uri.startswith(("http://", "https://", "databricks")):
+    if is_server(uri):
         return None
     return Path("mlartifacts").resolve().as_uri()
 
