@@ -14,15 +14,35 @@ import csv
 import json
 from pathlib import Path
 
-from recall.analysis import compare, write_plots
+from recall.analysis import compare, correct_counts, write_plots
+from recall.claims import (
+    correct_by_item,
+    item_tests,
+    majority_by_item,
+    normalised_gain,
+    pass_at_k_change,
+    repair_trend,
+    share_of_gain,
+)
 from recall.config import load_params
 from recall.contract import read_items, read_records, write_json
 from recall.environment import environment
 from recall.errors import run_stage
-from recall.figures import study_markdown, write_study_plots
-from recall.report import attribution_shares, findings, inference_baselines, method_table, transfer_gains
+from recall.figures import write_study_plots
+from recall.findings import (
+    against_baselines,
+    against_majority,
+    attribution_line,
+    controls,
+    repair_trend_line,
+    sharpening,
+)
+from recall.ground_truth import chance_floor, fact_exposures, read_people, stored_split
+from recall.report import attribution_shares, inference_baselines, method_table, transfer_gains
+from recall.significance import paired_bootstrap, seed_means
 from recall.study_config import METHODS, RL_METHODS
-from recall.tracking import log_to_parent, stage_run
+from recall.tracking import log_to_parent, stage_run, stage_seconds
+from recall.writeup import study_markdown
 
 
 def _runs(root: Path, seeds, sampled=()) -> dict:
@@ -56,6 +76,8 @@ def _arguments() -> argparse.Namespace:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--items", type=Path, required=True)
     ap.add_argument("--runs", type=Path, required=True, help="root of every model's records")
+    ap.add_argument("--world", type=Path, required=True,
+                    help="the toy world's people: ground truth (real data has none)")
     ap.add_argument("--attribution", type=Path, required=True, help="the attribution metrics")
     ap.add_argument("--transfer", type=Path, required=True, help="the transfer metrics")
     ap.add_argument("--judge-reliability", type=Path, required=True)
@@ -63,6 +85,67 @@ def _arguments() -> argparse.Namespace:
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--metrics", type=Path, required=True)
     return ap.parse_args()
+
+
+def _chance(params, items, base_samples, people) -> dict | None:
+    """The chance floor: simulated blind guessers, and the base model on the RL-train facts
+    of people it never saw; None for real data (no item has a world label)."""
+    exposures = fact_exposures(people, items)
+    train = [it for it in items if it.split == "train" and it.id in exposures]
+    if not train:
+        return None
+    n = params.sampling.n_samples
+    access = correct_counts(base_samples, "train", n)
+    unseen = [it.id for it in train if exposures[it.id] == 0]
+    hit = sum(1 for i in unseen if access[i])
+    return {"n": n,
+            "simulated": [chance_floor(people, train, n, params.experiment.seed, g)
+                          for g in ("values", "words")] if unseen else [],
+            "measured": {"items": len(unseen), "hit": hit,
+                         "share": hit / len(unseen) if unseen else 0.0},
+            "split": stored_split({it.id: exposures[it.id] for it in train}, access)}
+
+
+def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
+    """Item-level tests, gains and attribution shares, and the findings judged from them
+    (recall.claims, recall.findings)."""
+    n, k_last = params.sampling.n_samples, max(params.analyze.pass_k)
+    greedy = {m: {s: g for s, (g, _) in runs.items()} for m, runs in methods.items()}
+    tests = {split: item_tests(base[0], greedy, split) for split in ("test", "val")}
+    base_ok = correct_by_item(base[0], "test")
+    grpo = [correct_by_item(g, "test") for g in greedy["grpo"].values()]
+    grpo_means = seed_means(grpo)
+    majority = majority_by_item(base[1], params.study.majority_k)
+    vs_majority = paired_bootstrap({i: float(v) for i, v in majority.items()}, grpo_means)
+    trend = repair_trend(base_ok, grpo, correct_counts(base[1], "test", n))
+    sampled = methods["grpo"][min(params.study.sample_seeds)][1]
+    first, last = (pass_at_k_change(base[1], sampled, k) for k in (1, k_last))
+    shares = {name: share_of_gain(base_ok, grpo, [correct_by_item(g, "test")
+                                                  for g in runs.values()])
+              for name, runs in parts.items()}
+    base_acc = sum(base_ok.values()) / len(base_ok)
+    after = sum(grpo_means.values()) / len(grpo_means)
+    pk_n = table["base_pass_at_k"].get(n)
+    gains = {"base": base_acc, "after": after, "relative": (after - base_acc) / base_acc,
+             "normalised": normalised_gain(base_acc, after, pk_n) if pk_n else None,
+             "pass_at_k": pk_n, "k": n}
+    known = None
+    if "sft" in greedy and "sft_known" in greedy:
+        known = paired_bootstrap(*(seed_means([correct_by_item(g, "test")
+                                               for g in greedy[m].values()])
+                                   for m in ("sft", "sft_known")))
+    judged_on = next((p for p in ("stored_inaccessible", "inaccessible") if p in shares), None)
+    found = [against_baselines(tests["test"]),
+             against_majority(vs_majority, params.study.majority_k),
+             repair_trend_line(trend, table["grpo"]["repair"], table["wrong_per_bin"]),
+             sharpening(table["base_pass_at_k"], table["grpo"]["pass_at_k"], first, last,
+                        k_last, after),
+             attribution_line(shares, judged_on),
+             *controls(table, tests["test"], known)]
+    evidence = {"tests": tests, "gains": gains, "shares": shares, "majority": vs_majority,
+                "trend": trend, "pass_at_k_change": {"1": first, str(k_last): last},
+                "known_vs_all": known}
+    return evidence, found
 
 
 def main() -> None:
@@ -77,17 +160,18 @@ def main() -> None:
         items = read_items(args.items)
         base = (read_records(runs / "base/greedy.jsonl"), read_records(runs / "base/samples.jsonl"))
         methods = {m: _runs(runs / m, study.seeds, study.sample_seeds) for m in METHODS}
-        table = method_table(base, methods, items, params.analyze)
+        table = method_table(base, methods, items, params.analyze, params.sampling.n_samples)
         table["majority_k"] = study.majority_k
         d = table["datasets"][0]  # the findings and MLflow headline are about the first dataset
         for m in RL_METHODS:  # the reward ablation (-S grpo.reward=exact_match) shows in Table 1
             table[m]["reward"] = getattr(params, m).reward
         cot = read_records(runs / "base/cot.jsonl") if params.cot.run else None
         baselines = inference_baselines(base[1], cot, items, study.majority_k)
-        majority = baselines["majority"][d]
         attribution = json.loads(args.attribution.read_text())
-        parts = {name: {s: _runs(runs / "attribution" / name, [s])[s][0]
-                        for s in params.attribution.seeds} for name in params.attribution.partitions}
+        # every partition that ran: the accessibility ones and, toy, the ground-truth ones
+        parts = {name: {s: g for s, (g, _) in _runs(runs / "attribution" / name,
+                                                    params.attribution.seeds).items()}
+                 for name in attribution["partitions"]}
         shares = attribution_shares(base[0], methods["grpo"], parts)
         transfer = _transfer(base[0], runs, params.transfer.seeds, args.transfer)
         dynamics = _dynamics(runs)
@@ -96,22 +180,29 @@ def main() -> None:
         figures = write_study_plots(table, dynamics, shares, plots)
         # The base model's accessibility, and GRPO's first sampled seed against it.
         first = min(study.sample_seeds)
-        figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze), "grpo", plots)
-        found = findings(table, majority, shares, d)
-        report = study_markdown(table, baselines, shares, transfer, found, attribution, figures,
-                                judge, environment())
+        figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze,
+                                       params.sampling.n_samples), "grpo", plots)
+        evidence, found = _evidence(params, base, methods, table, parts)
+        evidence["chance"] = _chance(params, items, base[1], read_people(args.world))
+        evidence["stages"] = stage_seconds(run)
+        report = study_markdown(table, baselines, transfer, found, attribution, figures,
+                                judge, environment(), evidence)
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(report)
         write_json(args.metrics, {"table": table, **baselines, "attribution": shares,
-                                  "transfer": transfer})
+                                  "transfer": transfer,
+                                  **{k: v for k, v in evidence.items() if k != "stages"}})
 
-        headline = {"test_acc_base": table["base"][d], "test_acc_majority": majority,
+        headline = {"test_acc_base": table["base"][d], "test_acc_majority": baselines["majority"][d],
                     **({"test_acc_cot": baselines["cot"][d]} if cot is not None else {}),
                     **{f"test_acc_{m}": table[m]["accuracy"][d]["mean"] for m in METHODS},
                     **{f"test_gain_{m}": table[m]["gain_abs"][d]["mean"] for m in METHODS},
                     **{f"attribution_share_{n}": p["share"]["mean"]
                        for n, p in shares["partitions"].items()},
-                    "transfer_target_gain": transfer["target"]["gain"]["mean"]}
+                    "transfer_target_gain": transfer["target"]["gain"]["mean"],
+                    "grpo_gain_relative": evidence["gains"]["relative"],
+                    **({"chance_floor_measured": evidence["chance"]["measured"]["share"]}
+                       if evidence["chance"] else {})}
         mlflow.log_metrics(headline)
         log_to_parent(run, headline)
         for fig in figures:

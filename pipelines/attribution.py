@@ -2,8 +2,10 @@
 
     dvc repro attribution   # dvc.yaml's cmd passes every input and output path
 Partitions RL-train by the base model's correct count among its samples
-(`attribution.partitions`, e.g. inaccessible 0, partial 1-64, high 65-128), cuts each to the
-same size, runs GRPO (the grpo section, `attribution.prompts_per_step` prompts per step) on
+(`attribution.partitions`, e.g. inaccessible 0, partial 1-64, high 65-128), and with
+`attribution.ground_truth` also by the toy world's labels (stored_inaccessible: a biography
+was shown but no sample was right; not_stored: none was shown), cuts each family to one
+size, runs GRPO (the grpo section, `attribution.prompts_per_step` prompts per step) on
 each for every `attribution.seeds`, and writes greedy answers to
 runs/attribution/<partition>/seed<s>/greedy.jsonl and metrics/attribution.json.
 """
@@ -17,9 +19,17 @@ from recall.analysis import correct_counts
 from recall.config import load_params
 from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
+from recall.ground_truth import fact_exposures, labels_for, read_people, stored_split
 from recall.judge.factory import open_judge
-from recall.study import OutputDirs, attribution_config, attribution_subsets, run_seed
+from recall.study import OutputDirs, attribution_config, attribution_subsets, matched_subsets, run_seed
 from recall.tracking import stage_run
+
+
+def _truth_groups(world: Path, train, items, access) -> dict[str, list]:
+    """RL-train items by the world's labels: stored but never sampled, and not stored."""
+    groups = stored_split(labels_for(train, fact_exposures(read_people(world), items)), access)
+    by_id = {it.id: it for it in train}
+    return {name: [by_id[i] for i in groups[name]] for name in ("stored_inaccessible", "not_stored")}
 
 
 def main() -> None:
@@ -28,6 +38,8 @@ def main() -> None:
     ap.add_argument("--items", type=Path, required=True)
     ap.add_argument("--base", type=Path, required=True)
     ap.add_argument("--base-samples", type=Path, required=True, help="accessibility comes from them")
+    ap.add_argument("--world", type=Path, required=True,
+                    help="the toy world's people (attribution.ground_truth)")
     ap.add_argument("--models", type=Path, required=True, help="<models>/<partition>/seed<s>")
     ap.add_argument("--runs", type=Path, required=True, help="<runs>/<partition>/seed<s>")
     ap.add_argument("--checkpoints", type=Path, required=True)
@@ -44,23 +56,28 @@ def main() -> None:
         train = [it for it in items if it.split == "train"]
         base = read_records(args.base_samples)
         out_dirs = OutputDirs(args.models, args.runs, args.checkpoints)
-        access = correct_counts(base, "train")
+        access = correct_counts(base, "train", params.sampling.n_samples)
+        truth = _truth_groups(args.world, train, items, access) if cfg.ground_truth else {}
         grpo = attribution_config(params, cfg.prompts_per_step)
-        out = {"partitions": {}, "size": None}
+        out = {"partitions": {}, "size": None, "truth_size": None}
         for seed in cfg.seeds:
             subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed,
                                           cfg.prompts_per_step)
+            out["size"] = len(next(iter(subsets.values())))
+            if truth:  # the world's split, at its own matched size
+                subsets.update(matched_subsets(truth, cfg.size, seed, cfg.prompts_per_step))
+                out["truth_size"] = len(subsets["not_stored"])
             for name, subset in subsets.items():
                 summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
                                    f"attribution/{name}", seed, out_dirs.sub(name), cfg=grpo,
                                    dynamics=False, sample=False)
                 summary.pop("dynamics")
-                out["size"] = len(subset)
                 out["partitions"].setdefault(name, {})[f"seed{seed}"] = summary
                 mlflow.log_metric(f"{name}_seed{seed}_test_acc",
                                   summary["greedy_accuracy"]["test"])
         out["available"] = {name: sum(lo <= access[it.id] <= hi for it in train)
                             for name, (lo, hi) in cfg.partitions.items()}
+        out["available"].update({name: len(group) for name, group in truth.items()})
         write_json(args.metrics, out)
 
 

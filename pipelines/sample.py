@@ -51,9 +51,14 @@ def main() -> None:
             greedy_pool = [it for it in items if it.split in cfg.greedy_splits]
             greedy, unjudged_greedy = sample_items(engine, judge, greedy_pool,
                                                    greedy_settings(params.rollout), args.model)
-            pool = [it for it in items if it.split in cfg.sample_splits]
-            settings = rollout_settings(params.rollout, cfg.n_samples, params.experiment.seed)
-            samples, unjudged_samples = sample_items(engine, judge, pool, settings, args.model)
+            samples, unjudged_samples = [], 0
+            for split in cfg.sample_splits:  # test: pass_k_samples each, others n_samples
+                settings = rollout_settings(params.rollout, cfg.samples_for(split),
+                                            params.experiment.seed)
+                records, unjudged = sample_items(engine, judge,
+                                                 [it for it in items if it.split == split],
+                                                 settings, args.model)
+                samples, unjudged_samples = samples + records, unjudged_samples + unjudged
             seconds = time.perf_counter() - start
             write_jsonl(out / "greedy.jsonl", greedy)
             write_jsonl(out / "samples.jsonl", samples)

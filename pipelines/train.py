@@ -24,6 +24,7 @@ from recall.compute import is_main_process, world_size
 from recall.config import load_params
 from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
+from recall.ground_truth import fact_exposures, read_people, stored_items
 from recall.judge.factory import open_judge
 from recall.launcher import needs_launch, relaunch
 from recall.study import OutputDirs, reward_judge, run_seed
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument("--base", type=Path, required=True)
     ap.add_argument("--base-samples", type=Path, required=True,
                     help="the base model's samples (accessibility, DPO pairs)")
+    ap.add_argument("--world", type=Path, required=True,
+                    help="the toy world's people (which facts were stored: known_by stored)")
     ap.add_argument("--models", type=Path, required=True, help="trained models: <models>/seed<s>")
     ap.add_argument("--runs", type=Path, required=True, help="records: <runs>/seed<s>")
     ap.add_argument("--checkpoints", type=Path, required=True, help="<checkpoints>/seed<s>")
@@ -56,6 +59,9 @@ def main() -> None:
             as run, open_judge(params.judge, on_unreachable="none") as judge:
         items = read_items(args.items)
         train = [it for it in items if it.split == "train"]
+        cfg = getattr(params, method)
+        if getattr(cfg, "known_by", "accessibility") == "stored":
+            train = stored_items(train, fact_exposures(read_people(args.world), items))
         base_samples = {r.id: r for r in read_records(args.base_samples)}
         # A declared output of every train@ stage; only the RL methods write checkpoints.
         args.checkpoints.mkdir(parents=True, exist_ok=True)

@@ -20,35 +20,54 @@ def _by_split(records: Sequence[SampleRecord], split: str) -> dict[str, SampleRe
     return {r.id: r for r in records if r.split == split}
 
 
-def correct_counts(records: Sequence[SampleRecord], split: str) -> dict[str, int]:
-    """Accessibility: correct samples per item of `split`."""
-    return {i: sum(r.scores) for i, r in _by_split(records, split).items()}
+def correct_counts(records: Sequence[SampleRecord], split: str,
+                   limit: int | None = None) -> dict[str, int]:
+    """Accessibility: correct samples per item of `split`, among its first `limit` samples
+    (all when None). pass@k may draw more samples (256) than accessibility counts (128);
+    an item with fewer than `limit` samples is an error, not a smaller count."""
+    recs = _by_split(records, split)
+    if limit is not None:
+        short = [(i, len(r.scores)) for i, r in recs.items() if len(r.scores) < limit]
+        if short:
+            raise ValueError(f"accessibility counts the first {limit} samples, but {len(short)} "
+                             f"{split} items have fewer, e.g. {short[0][0]} with {short[0][1]}")
+    return {i: sum(r.scores[:limit]) for i, r in recs.items()}
 
 
 def pass_at_k_table(records: Sequence[SampleRecord], split: str, ks: Sequence[int]) -> dict[int, float]:
-    recs = _by_split(records, split).values()
-    ks = [k for k in ks if all(k <= len(r.scores) for r in recs)]
+    """Mean unbiased pass@k over the items of `split`. A k above an item's sample count
+    raises (naming both), never drops out of the table."""
+    recs = list(_by_split(records, split).values())
+    if not recs:
+        raise ValueError(f"pass@k: no {split} sample records")
+    fewest = min(recs, key=lambda r: len(r.scores))
+    over = [k for k in ks if k > len(fewest.scores)]
+    if over:
+        raise ValueError(f"pass@k for k={over} needs at least {max(over)} samples per item; "
+                         f"{split} item {fewest.id} has {len(fewest.scores)} "
+                         "(sampling.pass_k_samples sets the test split's)")
     return mean_pass_at_k([(len(r.scores), sum(r.scores)) for r in recs], ks)
 
 
 def accessibility_histogram(records: Sequence[SampleRecord], split: str,
-                            edges: Sequence[int]) -> dict[str, int]:
+                            edges: Sequence[int], limit: int | None = None) -> dict[str, int]:
     hist = dict.fromkeys(bin_labels(edges), 0)
-    for count in correct_counts(records, split).values():
+    for count in correct_counts(records, split, limit).values():
         hist[accessibility_bin(count, edges)] += 1
     return hist
 
 
 def compare(base_greedy: Sequence[SampleRecord], base_samples: Sequence[SampleRecord],
             after_greedy: Sequence[SampleRecord], after_samples: Sequence[SampleRecord],
-            cfg: AnalyzeConfig, split: str = "test") -> dict:
-    """Everything the report needs for one trained method against the base model."""
+            cfg: AnalyzeConfig, n_access: int, split: str = "test") -> dict:
+    """Everything the report needs for one trained method against the base model;
+    accessibility counts the base model's first `n_access` samples."""
     base_ok = {i: bool(r.scores[0]) for i, r in _by_split(base_greedy, split).items()}
     after_ok = {i: bool(r.scores[0]) for i, r in _by_split(after_greedy, split).items()}
     if set(base_ok) != set(after_ok):
         raise ValueError(f"base and trained greedy runs cover different {split} items "
                          f"({len(base_ok)} vs {len(after_ok)})")
-    access = correct_counts(base_samples, split)
+    access = correct_counts(base_samples, split, n_access)
     base_acc = accuracy_by_split(base_greedy)
     after_acc = accuracy_by_split(after_greedy)
     gain = after_acc[split] - base_acc[split]
@@ -59,7 +78,7 @@ def compare(base_greedy: Sequence[SampleRecord], base_samples: Sequence[SampleRe
                       "after": pass_at_k_table(after_samples, split, cfg.pass_k)},
         "repair": repair_rates(base_ok, after_ok, access, cfg.bin_edges),
         "transitions": transition_counts(base_ok, after_ok),
-        "accessibility": {s: accessibility_histogram(base_samples, s, cfg.bin_edges)
+        "accessibility": {s: accessibility_histogram(base_samples, s, cfg.bin_edges, n_access)
                           for s in ("train", "test")},
     }
 

@@ -58,7 +58,10 @@ class WorldConfig:
     unknown_fraction: float  # RL-train people with no biography: facts the model cannot know
     relations: tuple[str, ...]
     values_per_relation: int
-    value_words: int  # words per value: >1 gives multi-token answers, with a last-word alias
+    value_words: int  # words per value: >1 gives multi-token answers
+    # >0: each person's value is an ordered draw of value_words words from a pool this big
+    # per relation (no last-word alias); 0: a fixed list of values_per_relation values.
+    answer_pool: int
     first_name_pool: int  # shared name tokens create interference between people
     last_name_pool: int
     exposure_min: int  # biography copies per person, log-uniform
@@ -71,6 +74,9 @@ class WorldConfig:
     def __post_init__(self):
         if self.value_words < 1:
             raise ConfigError(f"world.value_words must be >= 1, got {self.value_words}")
+        if self.answer_pool and self.answer_pool < self.value_words:
+            raise ConfigError(f"world.answer_pool {self.answer_pool} cannot fill "
+                              f"world.value_words {self.value_words} distinct words")
 
 
 @dataclass(frozen=True)
@@ -162,9 +168,22 @@ class RolloutConfig:
 class SamplingConfig:
     engine: Literal["vllm", "transformers"]
     n_samples: int  # paper: accessibility = correct among 128 samples
+    # Test-split samples per item for pass@k (paper: k up to 256); accessibility keeps the
+    # first n_samples of them. Other splits draw n_samples.
+    pass_k_samples: int
     greedy_splits: tuple[str, ...]
     sample_splits: tuple[str, ...]
     max_batch_sequences: int  # prompts x n per generate call (transformers backend): bounds memory
+
+    def __post_init__(self):
+        if self.pass_k_samples < self.n_samples:
+            raise ConfigError(f"sampling.pass_k_samples ({self.pass_k_samples}) is below "
+                              f"sampling.n_samples ({self.n_samples}): accessibility counts "
+                              "the first n_samples of the test split's samples")
+
+    def samples_for(self, split: str) -> int:
+        """Samples drawn per item of `split`."""
+        return self.pass_k_samples if split == "test" else self.n_samples
 
 
 @dataclass(frozen=True)
@@ -184,6 +203,10 @@ class JudgeConfig:
     retries: int  # after the first try, with jittered exponential backoff
     backoff_s: float
     fast_path: bool  # an exact alias match is correct without asking the LLM
+    # A candidate that lacks a word every gold alias shares is wrong without asking the LLM.
+    # Toy only: its answers are nonce names, so half a name is another entity; real answers
+    # have synonyms ("JFK"), and the paper's judge decides those.
+    require_core_words: bool
     cache: str  # SQLite verdict cache shared by every process; empty: no cache
     max_failure_rate: float  # GRPO stops when a larger share of a batch has no verdict
 

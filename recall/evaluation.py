@@ -7,6 +7,7 @@ progress for every method (the paper's Figure 1).
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from transformers import TrainerCallback
@@ -75,25 +76,35 @@ def progress_steps(max_steps: int, points: int) -> dict[int, float]:
 
 class ProgressEvaluation(TrainerCallback):
     """Greedy accuracy per split of `items` at `points` evenly spaced fractions of training:
-    the training-dynamics curves (train-split and test-split accuracy vs progress).
+    the training-dynamics curves (train-, val- and test-split accuracy vs progress).
 
-    The last point (progress 1.0) is not evaluated here: it is the trained model, which the
-    study evaluates anyway, so `finish` records that evaluation's accuracy instead of
-    computing the same greedy answers twice.
+    Without `select_dir` the last point (progress 1.0) is not evaluated here: it is the
+    trained model, which the study evaluates anyway, so `finish` records that evaluation's
+    accuracy instead of computing the same greedy answers twice.
+
+    With `select_dir` the checkpoint is chosen on val, never on test: the last step is
+    evaluated too, each point whose val accuracy is at least the best so far is saved to
+    `select_dir` (the last one stays where the trainer saves it), and `restore_best` puts
+    the latest best-on-val point in the trained model's place. One process only: a sharded
+    model (FSDP) would need every rank to gather its weights for each save.
     """
 
     def __init__(self, items: Sequence[QAItem], judge: Judge, tokenizer, rollout: RolloutConfig,
-                 points: int):
+                 points: int, select_dir: Path | None = None):
+        if select_dir is not None and not any(it.split == "val" for it in items):
+            raise ValueError("choosing the checkpoint on val needs val items to evaluate")
         self.items, self.judge, self.tokenizer = list(items), judge, tokenizer
-        self.rollout, self.points = rollout, points
+        self.rollout, self.points, self.select_dir = rollout, points, select_dir
         self.rows: list[dict] = []  # {"progress", "step", "split", "accuracy"}
         self.last_step = 0
+        self.best: dict | None = None  # {"step", "progress", "val"}
         self._at: dict[int, float] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
         # points 0: no dynamics (attribution and transfer runs need only the final model)
         at = progress_steps(state.max_steps, self.points) if self.points else {}
-        self._at = {step: p for step, p in at.items() if step < state.max_steps}
+        self._at = {step: p for step, p in at.items()
+                    if step < state.max_steps or self.select_dir is not None}
         self.last_step = state.max_steps
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -114,10 +125,30 @@ class ProgressEvaluation(TrainerCallback):
         for split, acc in accuracy.items():
             self.rows.append({"progress": progress, "step": step, "split": split,
                               "accuracy": acc})
+        if self.select_dir is not None and (self.best is None or accuracy["val"] >= self.best["val"]):
+            self.best = {"step": step, "progress": progress, "val": accuracy["val"]}
+            if step < self.last_step:  # the trainer saves the last step itself
+                model.save_pretrained(self.select_dir)
+
+    def restore_best(self, out_dir: Path) -> dict | None:
+        """Put the chosen checkpoint's weights in `out_dir` (the trained model's directory,
+        tokenizer already there); returns the choice, None when not choosing."""
+        import shutil
+
+        if self.select_dir is None:
+            return None
+        if self.best is None:
+            raise RuntimeError("no val evaluation was recorded to choose a checkpoint from")
+        if self.best["step"] < self.last_step:
+            for path in Path(self.select_dir).iterdir():
+                shutil.copy2(path, Path(out_dir) / path.name)
+        shutil.rmtree(self.select_dir, ignore_errors=True)
+        return {**self.best, "last_step": self.last_step}
 
     def finish(self, final: dict[str, float]) -> list[dict]:
-        """All rows, the last from `final`: the trained model's greedy accuracy per split."""
-        if not self.points:
+        """All rows, the last from `final` (the trained model's greedy accuracy per split)
+        unless the last step was evaluated during training (choosing on val)."""
+        if not self.points or any(r["step"] == self.last_step for r in self.rows):
             return list(self.rows)
         splits = {it.split for it in self.items}
         return self.rows + [{"progress": 1.0, "step": self.last_step, "split": split,

@@ -1,7 +1,7 @@
-"""The study's figures and report: CSV data for `dvc plots`, PNGs for MLflow, one markdown.
+"""The study's figures: CSV data for `dvc plots` and PNGs for MLflow and the report.
 
 Each figure is written twice: a CSV that dvc.yaml declares as a plot, and a PNG that the
-report embeds and the analyze stage logs to MLflow.
+report (recall.writeup) embeds and the analyze stage logs to MLflow.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from recall.analysis import save_figure, write_csv
-from recall.environment import environment_markdown
-from recall.prompts import COT
-from recall.report import COT_NOT_APPLICABLE, LABELS, plus_minus
+from recall.findings import LABELS
 
 
 def _plt():
@@ -78,102 +76,22 @@ def write_study_plots(table: Mapping, dynamics: Sequence[Mapping], shares: Mappi
 
 def _dynamics_figure(table: Mapping, dynamics: Sequence[Mapping], methods: Sequence[str],
                      path: Path) -> Path:
-    """Greedy train- and test-split accuracy over training progress, seed means; progress 0
-    is the base model."""
+    """Greedy train-, val- and test-split accuracy over training progress, seed means;
+    progress 0 is the base model. Checkpoints are chosen on the val panel."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-    for ax, split in zip(axes, ("train", "test")):
-        base = table["base_train_accuracy"] if split == "train" else table["base"][table["datasets"][0]]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5), sharey=True)
+    bases = {"train": table["base_train_accuracy"], "val": table.get("base_val_accuracy"),
+             "test": table["base"][table["datasets"][0]]}
+    for ax, split in zip(axes, ("train", "val", "test")):
+        base = bases[split]
         for m in methods:
             rows = [r for r in dynamics if r["method"] == m and r["split"] == split]
             points = sorted({r["progress"] for r in rows})
             means = [sum(r["accuracy"] for r in rows if r["progress"] == p)
                      / sum(1 for r in rows if r["progress"] == p) for p in points]
-            ax.plot([0.0, *points], [base, *means], marker=".", label=LABELS[m])
+            if points:
+                xs, ys = ([0.0, *points], [base, *means]) if base is not None else (points, means)
+                ax.plot(xs, ys, marker=".", label=LABELS[m])
         ax.set(xlabel="training progress", ylabel=f"greedy accuracy ({split})", title=split)
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
-
-
-
-def _baseline_row(label: str, accs: Mapping | None, table: Mapping) -> str:
-    """A Table 1 row of a test-time baseline on the base model: one value, no seed spread."""
-    d, base = table["datasets"], table["base"]
-    if accs is None:
-        return f"| {label} | - | " + " | ".join("n/a | - | -" for _ in d) + " | - | - |"
-    return (f"| {label} | - | " + " | ".join(f"{accs[x]:.3f} | {accs[x] - base[x]:+.3f} | "
-                                            f"{(accs[x] - base[x]) / base[x]:+.1%}" for x in d)
-            + " | - | - |")
-
-
-def _cot_note(baselines: Mapping) -> str:
-    if baselines["cot"] is None:
-        return "Chain-of-thought: " + COT_NOT_APPLICABLE
-    return (f"Chain-of-thought: greedy, prompt {COT.name}/{COT.version}; the answer is the line "
-            f"after the last \"answer :\", and {baselines['cot_no_answer']:.1%} of completions "
-            "gave none (graded wrong; runs/base/cot_reasoning.jsonl has every completion).")
-
-
-def study_markdown(table: Mapping, baselines: Mapping, shares: Mapping | None,
-                   transfer: Mapping | None, lines_found: Sequence[str], attribution: Mapping | None,
-                   figures: Sequence[Path], judge: Mapping | None = None,
-                   env: Mapping[str, str] | None = None) -> str:
-    """The report; `baselines` is `recall.report.inference_baselines`'s table and `env`
-    `recall.environment.environment()`, printed under the title."""
-    d = table["datasets"]
-    head = "| method | seeds | " + " | ".join(f"{x}: accuracy | gain (abs) | gain (rel)" for x in d)
-    out = ["# recall: the study", "", *([environment_markdown(env)] if env else []),
-           "## Table 1: greedy accuracy on held-out facts (test)", "",
-           head + " | right→wrong (of base-right) | train-split accuracy |",
-           "|" + "---|" * (2 + 3 * len(d) + 2),
-           "| base | - | " + " | ".join(f"{table['base'][x]:.3f} | - | -" for x in d)
-           + f" | - | {table['base_train_accuracy']:.3f} |",
-           _baseline_row(f"majority vote @{table['majority_k']} (base)", baselines["majority"],
-                         table),
-           _baseline_row("chain-of-thought (base)", baselines["cot"], table)]
-    for m in LABELS:
-        row = table.get(m)
-        if not isinstance(row, dict) or "accuracy" not in row:
-            continue
-        cells = " | ".join(f"{plus_minus(row['accuracy'][x])} | {plus_minus(row['gain_abs'][x], '{:+.3f}')} | "
-                           f"{row['gain_rel'][x]['mean']:+.1%}" for x in d)
-        label = LABELS[m] + (f" (reward: {row['reward']})" if "reward" in row else "")
-        out.append(f"| {label} | {len(row['seeds'])} | {cells} | "
-                   f"{plus_minus(row['broken_rate'], '{:.3f}')} | {plus_minus(row['train_accuracy'])} |")
-    out += ["", "Mean ± sample standard deviation over post-training seeds on one pretrained "
-            "base. Majority vote is over the base model's first samples (SQuAD-normalised; "
-            "ties go to the answer seen first). " + _cot_note(baselines), "",
-            "## What the organism says", "", *lines_found, ""]
-    if transfer:
-        t = transfer
-        out += ["## Cross-dataset transfer", "",
-                f"GRPO trained on {t['by']} {t['source_names']} only ({t['source_train']} items): "
-                f"gain on its own test items {plus_minus(t['source']['gain'], '{:+.3f}')} "
-                f"(base {t['source']['base']:.3f}, n={t['source']['n']}); on {t['target_names']} "
-                f"test items {plus_minus(t['target']['gain'], '{:+.3f}')} "
-                f"(base {t['target']['base']:.3f}, n={t['target']['n']}).", ""]
-    if attribution:
-        out += ["## Data attribution", "",
-                f"Matched size {attribution['size']} items per partition (available: "
-                + ", ".join(f"{k} {v}" for k, v in attribution["available"].items()) + ").", ""]
-    if judge:
-        out += _judge_lines(judge)
-    out += ["## Figures", "", *[f"![{f.stem}](../plots/{f.name})" for f in figures], ""]
-    return "\n".join(out)
-
-
-def _judge_lines(judge: Mapping) -> list[str]:
-    """The judge's measured error rates (stage `judge_reliability`), which every accessibility
-    count, repair rate and reward inherits."""
-    groups = [(name, g) for name, g in judge.items() if isinstance(g, Mapping)]
-    rate = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
-    return ["## The judge's errors", "",
-            f"Judge `{judge['judge']}` on distinct sampled test answers, against their labels "
-            "(stage `judge_reliability`):", "",
-            *[f"- {name}: agreement {rate(g['agreement'])}, false positives "
-              f"{rate(g['false_positive_rate'])}, false negatives "
-              f"{rate(g['false_negative_rate'])} (n={g['n']})" for name, g in groups], "",
-            "Accessibility is a count of judged-correct samples, so a false positive on any of "
-            "an item's wrong answers moves a fact the model cannot know out of the "
-            "inaccessible bin; read the low bins and the attribution partitions with this "
-            "rate in mind.", ""]

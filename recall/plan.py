@@ -72,10 +72,10 @@ def problems(params: Params, root: Path = Path(".")) -> list[str]:
     if params.study.majority_k > n:
         out.append(f"study.majority_k ({params.study.majority_k}) exceeds sampling.n_samples ({n}):"
                    " the majority vote has too few samples per item")
-    over = [k for k in params.analyze.pass_k if k > n]
+    over = [k for k in params.analyze.pass_k if k > params.sampling.pass_k_samples]
     if over:
-        out.append(f"analyze.pass_k {over} exceeds sampling.n_samples ({n}): pass@k needs at "
-                   "least k samples per item")
+        out.append(f"analyze.pass_k {over} exceeds sampling.pass_k_samples "
+                   f"({params.sampling.pass_k_samples}): pass@k needs at least k samples per item")
     if params.compute.accelerate_config and not (root / params.compute.accelerate_config).exists():
         out.append(f"compute.accelerate_config: no file {params.compute.accelerate_config}")
     return out
@@ -134,11 +134,12 @@ def estimate(params: Params, n_params: float, counts: dict[str, int]) -> list[di
     memory per GPU in GiB (see the module docstring)."""
     s, seeds = params.sampling, len(params.study.seeds)
     greedy = sum(counts[x] for x in s.greedy_splits if x in counts)
-    sampled = sum(counts[x] for x in s.sample_splits if x in counts) * s.n_samples
+    sampled = sum(counts[x] * s.samples_for(x) for x in s.sample_splits if x in counts)
     cot = counts["test"] if params.cot.run else 0
     rows = [{"stage": "sample@base", "samples": greedy + sampled + cot,
              "judge_calls": greedy + sampled + cot, "steps": 0, "gpu_gib": 0.0}]
-    evaluation = greedy + counts["test"] * s.n_samples * len(params.study.sample_seeds) / seeds
+    evaluation = (greedy + counts["test"] * s.pass_k_samples * len(params.study.sample_seeds)
+                  / seeds)
     ranks = params.compute.num_processes * params.compute.num_machines
     for method in ("grpo", "rloo"):
         cfg = getattr(params, method)

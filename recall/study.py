@@ -59,7 +59,7 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
     `cfg` overrides the method's params section (attribution runs GRPO with its own batch).
     """
     from recall.baselines import run_dpo, run_rft, run_sft
-    from recall.compute import resolve, world_size
+    from recall.compute import is_main_process, resolve, world_size
     from recall.engines import load_tokenizer
     from recall.evaluation import ProgressEvaluation
     from recall.training import train_rl
@@ -67,8 +67,16 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
     cfg = cfg or method_config(params, method)
     compute = resolve(params.compute)
     tokenizer = load_tokenizer(model_dir)
+    select = params.study.select_on == "val"
+    if select and world_size() > 1:
+        raise ValueError("study.select_on val saves the model at each better val point, which "
+                         "a sharded multi-process run cannot do from a callback: set "
+                         "study.select_on last")
+    if select and not dynamics:  # no curves wanted: evaluate val only, to choose on it
+        eval_items = [it for it in eval_items if it.split == "val"]
     progress = ProgressEvaluation(eval_items, judge, tokenizer, params.rollout,
-                                  params.study.eval_points if dynamics else 0)
+                                  params.study.eval_points if dynamics or select else 0,
+                                  select_dir=out_dir / "_val_best" if select else None)
     if isinstance(cfg, (GRPOConfig, RLOOConfig)):
         result = train_rl(model_dir, train, reward_judge(cfg, judge), cfg, params.rollout,
                           checkpoint_dir, out_dir, seed, compute, report_to=(),
@@ -84,19 +92,21 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
     else:  # rft: progress is rounds done over rounds planned
 
         def on_round(r, model, tok):
-            if r < cfg.rounds:  # the last round's model is the trained one (ProgressEvaluation)
+            # the last round is the trained model: evaluated here only to choose on val
+            if progress.points and (r < cfg.rounds or select):
                 progress.record(r / cfg.rounds, r, model)
 
         progress.last_step = cfg.rounds
         result = run_rft(model_dir, train, judge, cfg, params.rollout, out_dir, seed, compute,
                          on_round)
-    return {**result, "dynamics": progress}
+    selected = progress.restore_best(out_dir) if is_main_process() else None
+    return {**result, "dynamics": progress, "selected": selected}
 
 
 def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, params: Params,
                     seed: int, name: str, sample: bool = True
                     ) -> tuple[list[SampleRecord], list[SampleRecord]]:
-    """Greedy answers on `sampling.greedy_splits` and, if `sample`, `sampling.n_samples`
+    """Greedy answers on `sampling.greedy_splits` and, if `sample`, `sampling.pass_k_samples`
     rollout samples on the test split: the analyses the base model gets, for a trained one,
     through the same engine at the same settings (`sampling.engine`, `compute`).
     """
@@ -111,7 +121,8 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
         if sample:
             samples, more = sample_items(engine, judge,
                                          [it for it in items if it.split == "test"],
-                                         rollout_settings(params.rollout, cfg.n_samples, seed),
+                                         rollout_settings(params.rollout,
+                                                          cfg.samples_for("test"), seed),
                                          name)
             unjudged += more
     if unjudged:
@@ -125,15 +136,20 @@ def attribution_subsets(train: Sequence[QAItem], access: Mapping[str, int],
     """RL-train items per accessibility partition, each cut to the same size.
 
     `access`: the base model's correct count per item; a partition [low, high] takes the
-    items with low <= count <= high. `size` 0 matches the smallest partition. Each
-    partition is subsampled with its own seeded stream, so adding one leaves the others be.
-    A matched size below `prompts_per_step` is refused: GRPO would not take a single step.
-    """
+    items with low <= count <= high. `size` 0 matches the smallest partition."""
     missing = [it.id for it in train if it.id not in access]
     if missing:
         raise ValueError(f"no accessibility for {len(missing)} RL-train items, e.g. {missing[:3]}")
     groups = {name: [it for it in train if lo <= access[it.id] <= hi]
               for name, (lo, hi) in partitions.items()}
+    return matched_subsets(groups, size, seed, prompts_per_step)
+
+
+def matched_subsets(groups: Mapping[str, Sequence[QAItem]], size: int, seed: int,
+                    prompts_per_step: int = 1) -> dict[str, list[QAItem]]:
+    """Each group cut to the same size (`size` 0: the smallest group's). Each is subsampled
+    with its own seeded stream, so adding a group leaves the others be. A matched size
+    below `prompts_per_step` is refused: GRPO would not take a single step."""
     empty = [name for name, g in groups.items() if not g]
     if empty:
         raise ValueError(f"attribution partitions {empty} hold no RL-train item")
@@ -147,7 +163,7 @@ def attribution_subsets(train: Sequence[QAItem], access: Mapping[str, int],
                          f"attribution.prompts_per_step {prompts_per_step}, so GRPO would take "
                          f"no step; partition sizes {sizes}. Lower attribution.prompts_per_step "
                          "or widen attribution.partitions")
-    return {name: random.Random(f"attribution-{seed}-{name}").sample(g, matched)
+    return {name: random.Random(f"attribution-{seed}-{name}").sample(list(g), matched)
             for name, g in groups.items()}
 
 
@@ -211,7 +227,7 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
         for path in (model_dir, run_dir):
             shutil.rmtree(path, ignore_errors=True)
     barrier()
-    eval_items = [it for it in items if it.split in ("train", "test")]
+    eval_items = [it for it in items if it.split in ("train", "val", "test")]
     result = train_method(method, params, base_dir, train, eval_items, base_samples, judge,
                           model_dir, out.checkpoints / f"seed{seed}", seed, cfg,
                           dynamics=dynamics)

@@ -46,8 +46,11 @@ class SFTConfig:
     epochs: int
     batch_size: int  # prompts per optimizer step
     # Train only on RL-train items the base model answered right at least this many times of
-    # sampling.n_samples: 0 keeps every item (SFT); 1 keeps the known facts (the control).
+    # sampling.n_samples: 0 keeps every item (SFT); 1 keeps the sampled facts.
     min_accessibility: int
+    # accessibility: the rule above; stored: the facts the toy world stored (exposure >= 1),
+    # whatever the base model sampled; the control's ground truth (toy only)
+    known_by: Literal["accessibility", "stored"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ class StudyConfig:
     sample_seeds: tuple[int, ...]  # of those, the ones whose models get n samples (pass@k)
     eval_points: int  # greedy train/test evaluations over normalised training progress
     majority_k: int  # majority vote over the first k base samples (paper 32)
+    # val: every method's checkpoint is its best greedy val accuracy among the eval points
+    # (the last step included), never chosen on test; last: the final step (multi-process
+    # runs: saving a sharded model mid-training is not built).
+    select_on: Literal["val", "last"]
 
     def __post_init__(self):
         if not self.sample_seeds or not set(self.sample_seeds) <= set(self.seeds):
@@ -108,6 +115,9 @@ class AttributionConfig:
     size: int  # items per partition; 0: the smallest partition's size (matched)
     prompts_per_step: int  # smaller than the full run's: a partition is a fraction of it
     seeds: tuple[int, ...]
+    # Also the world's own split (toy only): stored-but-inaccessible vs not-stored RL-train
+    # facts, at their own matched size (recall.ground_truth.stored_split)
+    ground_truth: bool
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,23 @@ def log_to_parent(run, metrics: dict[str, float]) -> None:
             client.log_metric(parent, name, value)
 
 
+def stage_seconds(run) -> dict[str, float]:
+    """Wall seconds of each finished stage run under `run`'s variant parent (the latest run
+    of each stage), in the order they started: the report's stage times."""
+    import mlflow
+
+    parent = run.data.tags.get("mlflow.parentRunId")
+    if not parent:
+        return {}
+    found = mlflow.MlflowClient().search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}' and "
+        f"tags.`{ROLE_TAG}` = 'stage' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"], max_results=1000)
+    latest = {r.info.run_name: r for r in found}  # ascending: the last one of a name wins
+    ordered = sorted(latest.values(), key=lambda r: r.info.start_time)
+    return {r.info.run_name: (r.info.end_time - r.info.start_time) / 1000 for r in ordered}
+
+
 def runs_url(ui: str, experiment: str) -> str:
     """The experiment's training-runs table in the MLflow UI at `ui`.
 

@@ -7,6 +7,14 @@ Groups of people are disjoint: `instruct` (QA shown in pretraining, to teach the
 format), `train` (RL-train), `val` and `test` (facts seen only in biographies). A fraction of
 RL-train people get no biography at all: their facts cannot be known, as in real QA sets.
 
+Answers either come from a fixed list of `values_per_relation` values (one word, or
+`value_words` words with the last word as an alias), or, with `answer_pool` > 0, each
+person's value is a fresh ordered draw of `value_words` words from a pool of `answer_pool`
+words per relation. The pooled space is what makes accessibility mean knowledge: with 100
+one-word values a blind guesser hits at least once in 128 samples 72% of the time, with
+2 words from a pool of 80 (6,320 answers) about 2% (`recall.chance` measures it). A pooled
+answer has no last-word alias: its last word is one of only `answer_pool`, a guess.
+
 Dedup is scored against planted ground truth: leaks are test questions that paraphrase an
 RL-train fact; distractors are test people given an RL-train person's answer while sharing
 one of their names (same answer, different subject: not a leak). Planting draws from its own
@@ -69,6 +77,11 @@ class Person:
     values: dict[str, str]  # relation -> value word
     exposure: int  # biography copies in pretraining; 0 for unknown people
 
+    @property
+    def stored(self) -> bool:
+        """Whether pretraining showed this person's facts at all (the world's ground truth)."""
+        return self.exposure >= 1
+
 
 @dataclass(frozen=True)
 class World:
@@ -90,12 +103,13 @@ def _words(rng: random.Random, count: int, taken: set[str]) -> list[str]:
     return out
 
 
-def answer_forms(relation: str, word: str) -> tuple[str, ...]:
-    """Canonical answer first, then aliases. A multi-word value ("brak tolis") also goes by
-    its last word alone, as "Obama" does for "Barack Obama"."""
+def answer_forms(relation: str, word: str, last_word_alias: bool = True) -> tuple[str, ...]:
+    """Canonical answer first, then aliases. A multi-word value ("brak tolis") from a fixed
+    list also goes by its last word alone, as "Obama" does for "Barack Obama"; a pooled one
+    (`last_word_alias` False) does not, since its last word alone is a guess."""
     forms = tuple(f.format(w=word) for f in RELATIONS[relation]["forms"])
     short = word.split()[-1]
-    return forms + (short,) if short != word and short not in forms else forms
+    return forms + (short,) if last_word_alias and short != word and short not in forms else forms
 
 
 def question_for(relation: str, name: str) -> str:
@@ -118,11 +132,14 @@ def _people(rng: random.Random, cfg: WorldConfig) -> list[Person]:
         raise ValueError(f"world: {cfg.first_name_pool}x{cfg.last_name_pool} names < {total} people")
     taken: set[str] = set()
     firsts, lasts = _words(rng, cfg.first_name_pool, taken), _words(rng, cfg.last_name_pool, taken)
-    # value_words 1 draws exactly the words it always did, so the default world is unchanged.
+    # value_words 1 draws exactly the words it always did, so a fixed-list world is unchanged.
     k = cfg.value_words
-    values = {r: [" ".join(ws[i:i + k]) for i in range(0, len(ws), k)]
-              for r in cfg.relations
-              for ws in [_words(rng, cfg.values_per_relation * k, taken)]}
+    if cfg.answer_pool:
+        pools = {r: _words(rng, cfg.answer_pool, taken) for r in cfg.relations}
+    else:
+        values = {r: [" ".join(ws[i:i + k]) for i in range(0, len(ws), k)]
+                  for r in cfg.relations
+                  for ws in [_words(rng, cfg.values_per_relation * k, taken)]}
     names = rng.sample([f"{first} {last}" for first in firsts for last in lasts], total)
     groups = [g for g, n in sizes.items() for _ in range(n)]
     n_unknown = round(cfg.unknown_fraction * cfg.n_rl_train)
@@ -132,30 +149,31 @@ def _people(rng: random.Random, cfg: WorldConfig) -> list[Person]:
         seen_train += group == "train"
         people.append(Person(
             index=index, name=name, group=group,
-            values={r: rng.choice(values[r]) for r in cfg.relations},
+            values={r: " ".join(rng.sample(pools[r], k)) if cfg.answer_pool
+                    else rng.choice(values[r]) for r in cfg.relations},
             exposure=0 if unknown else _exposure(rng, cfg),
         ))
     return people
 
 
-def biography(rng: random.Random, person: Person) -> str:
+def biography(rng: random.Random, person: Person, last_word_alias: bool = True) -> str:
     """One fully augmented copy: each sentence re-templated, aliases varied, order shuffled."""
     sentences = []
     for relation, word in person.values.items():
         spec = RELATIONS[relation]
-        value = rng.choice(answer_forms(relation, word))
+        value = rng.choice(answer_forms(relation, word, last_word_alias))
         sentences.append(rng.choice(spec["bio"]).format(name=person.name, v=value))
     rng.shuffle(sentences)
     return " ".join(sentences)
 
 
-def qa_items(people: list[Person]) -> list[QAItem]:
+def qa_items(people: list[Person], last_word_alias: bool = True) -> list[QAItem]:
     return [
         QAItem(
             id=_item_id(p, relation),
             dataset="toy",
             question=question_for(relation, p.name),
-            answers=answer_forms(relation, word),
+            answers=answer_forms(relation, word, last_word_alias),
             fact=Fact(subject=p.name, relation=relation),
             split=p.group,
         )
@@ -170,9 +188,11 @@ def _item_id(person: Person, relation: str) -> str:
 
 def plant_distractors(rng: random.Random, people: list[Person], count: int
                       ) -> tuple[list[Person], list[str]]:
-    """Give `count` test people an RL-train person's value for one relation, preferring test
-    people who share a first or last name with that person: the hardest non-leaks."""
-    train = [p for p in people if p.group == "train"]
+    """Give `count` test people a stored RL-train person's value for one relation, preferring
+    test people who share a first or last name with that person: the hardest non-leaks."""
+    # Only stored RL-train facts are copied: a never-shown person's value stays unshown, so
+    # a hit on it is luck and not a namesake's biography (recall.ground_truth's floor).
+    train = [p for p in people if p.group == "train" and p.stored]
     test = [p for p in people if p.group == "test"]
     if count and not (train and test):
         raise ValueError("world.planted_distractors needs RL-train and test people")
@@ -192,7 +212,8 @@ def plant_distractors(rng: random.Random, people: list[Person], count: int
     return people, sorted(set(ids))
 
 
-def plant_leaks(rng: random.Random, people: list[Person], count: int) -> list[QAItem]:
+def plant_leaks(rng: random.Random, people: list[Person], count: int,
+                last_word_alias: bool = True) -> list[QAItem]:
     """`count` test items that ask an RL-train fact in other words (distinct facts)."""
     facts = [(p, r) for p in people if p.group == "train" for r in sorted(p.values)]
     if count > len(facts):
@@ -202,7 +223,7 @@ def plant_leaks(rng: random.Random, people: list[Person], count: int) -> list[QA
             id=f"toy-test-leak-{n:04d}-{relation}",
             dataset="toy",
             question=rng.choice(RELATIONS[relation]["paraphrases"]).format(name=person.name),
-            answers=answer_forms(relation, person.values[relation]),
+            answers=answer_forms(relation, person.values[relation], last_word_alias),
             fact=Fact(subject=person.name, relation=relation),
             split="test",
         )
@@ -216,10 +237,11 @@ def generate_world(cfg: WorldConfig, seed: int) -> World:
     people = _people(rng, cfg)
     plant = random.Random(f"plant-{seed}")
     people, distractors = plant_distractors(plant, people, cfg.planted_distractors)
-    leaks = plant_leaks(plant, people, cfg.planted_leaks)
-    bios = [biography(rng, p) for p in people for _ in range(p.exposure)]
+    alias = not cfg.answer_pool
+    leaks = plant_leaks(plant, people, cfg.planted_leaks, alias)
+    bios = [biography(rng, p, alias) for p in people for _ in range(p.exposure)]
     rng.shuffle(bios)
-    return World(people=tuple(people), items=tuple(qa_items(people) + leaks),
+    return World(people=tuple(people), items=tuple(qa_items(people, alias) + leaks),
                  biographies=tuple(bios),
                  planted={"leaks": tuple(it.id for it in leaks),
                           "distractors": tuple(distractors)})

@@ -15,13 +15,16 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 MICRO = {
     "world": {"n_instruction": 40, "n_rl_train": 16, "n_val": 8, "n_test": 16,
               "values_per_relation": 12, "first_name_pool": 12, "last_name_pool": 12,
-              "exposure_max": 20, "planted_leaks": 8, "planted_distractors": 8},
+              "exposure_max": 20, "planted_leaks": 8, "planted_distractors": 8,
+              # One-word answers from a fixed list: a micro model learns some of them in
+              # seconds; the pooled two-word world (params.yaml) has tests of its own.
+              "value_words": 1, "answer_pool": 0},
     "pretrain": {"steps": 600, "batch_size": 16, "n_layer": 2, "n_embd": 32, "n_head": 1,
                  "warmup_steps": 10, "learning_rate": 1.0e-2},
-    "sampling": {"engine": "transformers", "n_samples": 8},
+    "sampling": {"engine": "transformers", "n_samples": 8, "pass_k_samples": 16},
     "grpo": {"prompts_per_step": 8, "micro_batch_prompts": 4, "group_size": 4, "epochs": 1,
              "save_steps": 2},
-    "analyze": {"pass_k": [1, 2, 4, 8], "bin_edges": [0, 1, 2, 4, 8]},
+    "analyze": {"pass_k": [1, 2, 4, 8, 16], "bin_edges": [0, 1, 2, 4, 8]},
     # 12x12 names: a name word is in ~8% of micro questions, so 5% would call names common.
     "dedup": {"max_df": 0.2},
     "judge_model": {"steps": 60, "batch_size": 32, "n_embd": 32, "n_head": 1},

@@ -72,7 +72,10 @@ def test_yaml_exponent_without_dot_is_a_float(tmp_path):
     # PyYAML reads 1e-6 as a string; the config must still take it as the float it means.
     data = micro_params_dict()
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(data).replace("learning_rate: 3.0e-05", "learning_rate: 1e-6"))
+    data["grpo"]["learning_rate"] = 3.0e-5
+    text = yaml.safe_dump(data)
+    assert "learning_rate: 3.0e-05" in text
+    path.write_text(text.replace("learning_rate: 3.0e-05", "learning_rate: 1e-6"))
     assert load_params(path).grpo.learning_rate == pytest.approx(1e-6)
 
 

@@ -24,8 +24,9 @@ def test_paper_params_hold_together_and_print_the_bill(capsys, monkeypatch):
 def test_estimate_by_hand():
     params = params_from_dict(_paper())
     rows = {r["stage"]: r for r in estimate(params, 7e9, {"train": 256, "val": 10, "test": 20})}
-    # sample@base: greedy on train/val/test (286) + 128 samples of train and test + CoT on test
-    assert rows["sample@base"]["samples"] == 286 + 128 * 276 + 20
+    # sample@base: greedy on train/val/test (286) + 128 samples of train, 256 of test (pass@k
+    # to 256) + CoT on test
+    assert rows["sample@base"]["samples"] == 286 + 128 * 256 + 256 * 20 + 20
     grpo = rows["train@grpo"]
     assert grpo["steps"] == 3 * 2 * 8  # 3 seeds x 2 steps per epoch x 8 epochs
     # 16 bytes per parameter of policy state + 2 of the bf16 reference, over 8 GPUs
@@ -38,6 +39,7 @@ def test_inconsistent_copy_is_refused_naming_the_key(tmp_path, capsys, monkeypat
     data["transfer"]["target"] = ["popqa"]
     data["models"]["base"]["revision"] = "main"
     data["sampling"]["n_samples"] = 16
+    data["sampling"]["pass_k_samples"] = 64
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
     assert main(["plan", "--params", str(path)]) == 1
@@ -45,7 +47,7 @@ def test_inconsistent_copy_is_refused_naming_the_key(tmp_path, capsys, monkeypat
     assert "transfer.target ['popqa'] is not among the selected datasets' formats" in err
     assert "models.base.revision must be a full 40-hex commit" in err
     assert "study.majority_k (32) exceeds sampling.n_samples (16)" in err
-    assert "analyze.pass_k [32, 64, 128] exceeds sampling.n_samples (16)" in err
+    assert "analyze.pass_k [128, 256] exceeds sampling.pass_k_samples (64)" in err
 
 
 def test_missing_data_and_unstaged_embedder_are_problems():

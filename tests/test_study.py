@@ -85,3 +85,55 @@ def test_progress_evaluation_takes_its_last_point_from_the_final_evaluation():
     none = ProgressEvaluation(items, judge=None, tokenizer=None, rollout=None, points=0)
     none.on_train_begin(None, SimpleNamespace(max_steps=25), None)
     assert none._at == {} and none.finish({"test": 0.8}) == []
+
+
+class _Model:
+    """A stand-in policy: `save_pretrained` writes which step's weights it holds."""
+
+    def __init__(self):
+        self.step, self.training = 0, True
+
+    def eval(self):
+        self.training = False
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def save_pretrained(self, path):
+        from pathlib import Path
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "model.safetensors").write_text(f"step {self.step}")
+
+
+def test_checkpoint_is_chosen_on_val_never_on_test(tmp_path, monkeypatch):
+    import recall.evaluation as evaluation
+
+    # val peaks at step 10 of 20, test keeps rising: the choice must follow val
+    scripted = {5: {"val": 0.5, "test": 0.5}, 10: {"val": 0.7, "test": 0.6},
+                15: {"val": 0.6, "test": 0.7}, 20: {"val": 0.65, "test": 0.8}}
+    model = _Model()
+    monkeypatch.setattr(evaluation, "greedy_by_split", lambda *a, **k: scripted[model.step])
+    monkeypatch.setattr(evaluation.TransformersEngine, "from_model", lambda *a: None)
+    items = [_item("v", "val"), _item("t", "test")]
+    out = tmp_path / "model"
+    out.mkdir()
+    progress = ProgressEvaluation(items, None, None, None, points=4, select_dir=out / "_best")
+    progress.on_train_begin(None, SimpleNamespace(max_steps=20), None)
+    assert progress._at == {5: 0.25, 10: 0.5, 15: 0.75, 20: 1.0}  # the last step too
+    for step in (5, 10, 15, 20):
+        model.step = step
+        if step == 20:  # the trainer saves the final weights itself
+            (out / "model.safetensors").write_text("step 20")
+        progress.on_step_end(None, SimpleNamespace(global_step=step), None, model=model)
+    chosen = progress.restore_best(out)
+    assert chosen == {"step": 10, "progress": 0.5, "val": 0.7, "last_step": 20}
+    assert (out / "model.safetensors").read_text() == "step 10" and not (out / "_best").exists()
+    # the last step was evaluated in training: finish adds no second final point
+    rows = progress.finish({"val": 0.7, "test": 0.6})
+    assert [r["step"] for r in rows if r["split"] == "test"] == [5, 10, 15, 20]
+
+
+def test_choosing_on_val_needs_val_items(tmp_path):
+    with pytest.raises(ValueError, match="needs val items"):
+        ProgressEvaluation([_item("t", "test")], None, None, None, 4, select_dir=tmp_path)

@@ -41,7 +41,8 @@ def test_prompts_per_step_must_divide(micro_params, tmp_path):
 # Mean reward per optimizer step of a reference run (seed 0, micro config, tiny model), and
 # the packages it was pinned under: other versions may sample other completions from the
 # same seed, so elsewhere the pin is skipped with the reason rather than failed.
-PINNED_REWARDS = [0.09375, 0.1875, 0.03125, 0.0625]  # re-pinned: the world plants dedup cases
+PINNED_REWARDS = [0.0, 0.21875, 0.03125, 0.0625]  # re-pinned: world v2 (unknown share 0.25,
+# distractors copy stored facts only)
 PINNED_UNDER = {"torch": "2.13.0+cpu", "transformers": "5.19.0", "trl": "1.16.0",
                 "accelerate": "1.15.0"}
 
@@ -134,7 +135,7 @@ def test_grpo_unreachable_judge_gives_none_rewards_then_stops(tiny_model, tmp_pa
 
     model_dir, world, params = tiny_model
     train = [i for i in world.items if i.split == "train"][:8]
-    dead = dict(retries=0, timeout_s=1, fast_path=False)
+    dead = dict(retries=0, timeout_s=1, fast_path=False, require_core_words=False)
     # Tolerated: every completion gets None, is left out of the group baseline, is counted.
     judge = _llm_judge(params, "http://127.0.0.1:9", "m", tmp_path, **dead)
     result = train_grpo(model_dir, train, judge, params.grpo, params.rollout, tmp_path / "ck",

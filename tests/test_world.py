@@ -111,3 +111,42 @@ def test_value_words_below_one_is_a_config_error():
     data["world"]["value_words"] = 0
     with pytest.raises(ConfigError, match="world.value_words must be >= 1, got 0"):
         params_from_dict(data)
+
+
+def test_pooled_answers_are_ordered_draws_without_a_last_word_alias():
+    world = _world(value_words=2, answer_pool=10)
+    people = {p.name: p for p in world.people}
+    pools = {}
+    for item in world.items:
+        value = people[item.fact.subject].values[item.fact.relation]
+        words = value.split()
+        assert len(words) == 2 and words[0] != words[1]
+        # every alias holds the whole value; none is the last word alone
+        assert all(value in a for a in item.answers) and words[-1] not in item.answers
+        pools.setdefault(item.fact.relation, set()).update(words)
+    assert all(len(words) <= 10 for words in pools.values())
+    # 2 of 10 words: 90 ordered answers per relation, so people share few of them
+    values = Counter(p.values["employer"] for p in world.people)
+    assert len(values) > 0.5 * len(world.people)
+
+
+def test_distractors_copy_only_stored_facts_and_stored_follows_exposure():
+    world = _world(unknown_fraction=0.5, planted_distractors=30)
+    unknown = [p for p in world.people if not p.stored]
+    assert unknown and all(p.exposure == 0 and p.group == "train" for p in unknown)
+    test_values = {(r, v) for p in world.people if p.group == "test" for r, v in p.values.items()}
+    # a never-shown person's value reaches pretraining through no distractor
+    fixed_list_collisions = {(r, v) for p in unknown for r, v in p.values.items()} & test_values
+    shown = {(r, v) for p in world.people if p.stored for r, v in p.values.items()}
+    assert fixed_list_collisions <= shown  # collisions only where the fixed list repeats a value
+
+
+def test_answer_pool_smaller_than_the_words_per_answer_is_a_config_error():
+    import pytest
+
+    from recall.config import ConfigError
+
+    data = micro_params_dict()
+    data["world"].update(value_words=3, answer_pool=2)
+    with pytest.raises(ConfigError, match="world.answer_pool 2 cannot fill world.value_words 3"):
+        params_from_dict(data)

@@ -18,7 +18,7 @@ from recall.judge.cache import VerdictCache, model_identity, verdict_key
 from recall.judge.completions import CompletionClient
 from recall.judge.interface import JudgeError, JudgeRequest, Verdict
 from recall.judge.prompts import JUDGE_PROMPTS
-from recall.judge.rules import exact_match
+from recall.judge.rules import exact_match, lacks_core_words
 
 
 class LLMJudge:
@@ -53,6 +53,9 @@ class LLMJudge:
             if self.cfg.fast_path and exact_match(r.answers, r.candidate):
                 out[i] = Verdict(1, "fast_path")
                 self.stats["fast_path"] += 1
+            elif self.cfg.require_core_words and lacks_core_words(r.answers, r.candidate):
+                out[i] = Verdict(0, "core_words")
+                self.stats["core_words"] += 1
             else:
                 pending.setdefault(self._key(r) if self.dedup else f"{self._key(r)}#{i}",
                                    []).append(i)

@@ -34,6 +34,24 @@ def exact_match(answers: Sequence[str], candidate: str) -> bool:
     return bool(got) and any(got == normalize_answer(a) for a in answers)
 
 
+def core_words(answers: Sequence[str]) -> set[str]:
+    """The normalised words every gold alias shares: the entity's name, without the forms
+    ("city", "university of") that vary between aliases.
+
+    >>> sorted(core_words(["brak tolis university", "university of brak tolis", "brak tolis"]))
+    ['brak', 'tolis']
+    """
+    sets = [set(normalize_answer(a).split()) for a in answers if normalize_answer(a)]
+    return set.intersection(*sets) if sets else set()
+
+
+def lacks_core_words(answers: Sequence[str], candidate: str) -> bool:
+    """Whether the candidate misses a word that every alias has (the toy's certain
+    negatives: another entity, or half of this one's name). No shared word: never."""
+    core = core_words(answers)
+    return bool(core) and not core <= set(normalize_answer(clean_completion(candidate)).split())
+
+
 class RuleJudge:
     """Normalised exact match against any gold alias: the paper's weaker reward ablation."""
 

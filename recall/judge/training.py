@@ -32,7 +32,7 @@ HELD_OUT_GROUPS = ("val", "test")
 class LabelledPair:
     request: JudgeRequest
     label: int
-    kind: str  # alias | other_value | other_form | empty
+    kind: str  # alias | other_value | other_form | one_word | last_word | empty
 
 
 def _core_word(item: QAItem) -> str:
@@ -47,6 +47,8 @@ def judge_pairs(items: Sequence[QAItem], rng: random.Random, negatives: int = 3)
     by_relation: dict[str, list[str]] = {}
     for it in items:
         by_relation.setdefault(it.fact.relation, []).append(_core_word(it))
+    pools = {rel: sorted({w for v in values for w in v.split()})
+             for rel, values in by_relation.items()}
     pairs = []
     for it in items:
         rel, word = it.fact.relation, _core_word(it)
@@ -64,9 +66,28 @@ def judge_pairs(items: Sequence[QAItem], rng: random.Random, negatives: int = 3)
         wrong_forms = [f for r in RELATIONS if r != rel for f in answer_forms(r, word)
                        if f not in it.answers]
         pairs.append(LabelledPair(req(rng.choice(wrong_forms)), 0, "other_form"))
+        pairs += _part_negatives(it, word, pools[rel], rng, req)
         if rng.random() < 0.3:
             pairs.append(LabelledPair(req(""), 0, "empty"))
     rng.shuffle(pairs)
+    return pairs
+
+
+def _part_negatives(item: QAItem, value: str, pool: Sequence[str], rng: random.Random,
+                    req) -> list[LabelledPair]:
+    """A multi-word value's near misses: one word replaced by another of the relation's
+    words, and (when it is not an alias) the last word alone. In a pooled world these are
+    what a guess that half-remembers looks like, and the judge must call them wrong."""
+    words = value.split()
+    if len(words) < 2:
+        return []
+    slot = rng.randrange(len(words))
+    others = [w for w in pool if w not in words]
+    swapped = " ".join(rng.choice(others) if i == slot else w for i, w in enumerate(words))
+    form = rng.choice(RELATIONS[item.fact.relation]["forms"]).format(w=swapped)
+    pairs = [LabelledPair(JudgeRequest(item.question, item.answers, form), 0, "one_word")]
+    if words[-1] not in item.answers:
+        pairs.append(LabelledPair(req(words[-1]), 0, "last_word"))
     return pairs
 
 

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 def _cfg(params, tmp_path, **kw):
     kw.setdefault("cache", str(tmp_path / "verdicts.sqlite"))
+    kw.setdefault("require_core_words", False)  # these tests are about the LLM path
     return dataclasses.replace(params.judge, backend="llm", prompt="toy", **kw)
 
 
@@ -155,3 +156,18 @@ def test_unreachable_judge_yields_none_when_asked(micro_params, tmp_path):
     strict = LLMJudge(cfg, "http://127.0.0.1:9", "m")
     with pytest.raises(JudgeError, match="failed 1 of 1 requests"):
         strict.judge([JudgeRequest("q", ("a b",), "c")])
+
+
+def test_core_word_gate_answers_only_certain_negatives_without_a_call(micro_params, tmp_path):
+    # No server at all: a gated candidate needs none; one that keeps the name must ask.
+    cfg = _cfg(micro_params, tmp_path, retries=0, timeout_s=1, require_core_words=True)
+    judge = LLMJudge(cfg, "http://127.0.0.1:9", "m")
+    gold = ("brak tolis university", "university of brak tolis", "brak tolis")
+    verdicts = judge.judge([JudgeRequest("q", gold, "drin tolis university"),
+                            JudgeRequest("q", gold, "tolis"),
+                            JudgeRequest("q", gold, "university of brak tolis")])
+    assert [(v.value, v.reason) for v in verdicts] == [(0, "core_words"), (0, "core_words"),
+                                                       (1, "fast_path")]
+    assert judge.stats["core_words"] == 2 and judge.stats["calls"] == 0
+    with pytest.raises(JudgeError, match="failed 1 of 1 requests"):
+        judge.judge([JudgeRequest("q", gold, "the brak tolis institute")])

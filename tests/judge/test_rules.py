@@ -25,3 +25,15 @@ def test_reward_function_is_the_judge():
     rewards = f(prompts=["p"] * 3, completions=["paris", "rome", "Paris."],
                 question=["q"] * 3, answers=[["paris"]] * 3)
     assert rewards == [1.0, 0.0, 1.0]
+
+
+def test_core_words_are_what_every_alias_shares():
+    from recall.judge.rules import core_words, lacks_core_words
+
+    gold = ("Brak Tolis Corp", "brak tolis", "brak tolis corporation")
+    assert core_words(gold) == {"brak", "tolis"}
+    assert lacks_core_words(gold, "tolis corp") and lacks_core_words(gold, "drin tolis")
+    assert not lacks_core_words(gold, "The brak tolis company.")
+    # aliases with no word in common (real data: "JFK" / "John F. Kennedy") gate nothing
+    assert core_words(("jfk", "john f kennedy")) == set()
+    assert not lacks_core_words(("jfk", "john f kennedy"), "kennedy")

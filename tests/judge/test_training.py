@@ -119,3 +119,26 @@ def test_pairs_do_not_depend_on_the_process_hash_seed():
                                    "PYTHONPATH": f"{tests}:{tests.parent}"}).stdout
                for seed in ("1", "2", "3")}
     assert len(digests) == 1, digests
+
+
+def test_pooled_answers_get_near_miss_negatives_one_word_off_and_last_word_alone():
+    from conftest import micro_params_dict
+
+    from recall.config import params_from_dict
+    from recall.judge.training import judge_pairs
+    from recall.world import generate_world
+
+    data = micro_params_dict()
+    data["world"].update(value_words=2, answer_pool=10)
+    world = generate_world(params_from_dict(data).world, seed=0)
+    items = [it for it in world.items if it.split == "train"]
+    pairs = judge_pairs(items, random.Random(0))
+    kinds = Counter(p.kind for p in pairs)
+    assert kinds["one_word"] == len(items) and kinds["last_word"] == len(items)
+    for p in pairs:
+        assert p.label == int(exact_match(p.request.answers, p.request.candidate)), p
+        if p.kind == "one_word":  # exactly one of the value's two words replaced
+            gold = p.request.answers[-1].split() if len(p.request.answers[-1].split()) == 2 \
+                else None
+            if gold:
+                assert sum(w in p.request.candidate.split() for w in gold) == 1

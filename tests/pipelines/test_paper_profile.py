@@ -57,7 +57,8 @@ def test_paper_profile_runs_every_stage_through_the_chat_path(paper_run):
     assert sample["engine"] == "vllm" and sample["unjudged"] == 0
     n_test = sum(it["split"] == "test" for it in items)
     records = [json.loads(x) for x in (dest / "runs/base/samples.jsonl").read_text().splitlines()]
-    assert all(len(r["completions"]) == 4 for r in records)  # sampling.n_samples at micro scale
+    # sampling.n_samples (accessibility) on train, pass_k_samples on test, at micro scale
+    assert {r["split"]: len(r["completions"]) for r in records} == {"train": 4, "test": 8}
     assert len((dest / "runs/base/cot.jsonl").read_text().splitlines()) == n_test
     # GRPO trained and its model was evaluated by the same engine at the same settings.
     grpo = json.loads((dest / "metrics/train_grpo.json").read_text())["seed0"]
