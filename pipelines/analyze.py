@@ -111,7 +111,8 @@ def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
     (recall.claims, recall.findings)."""
     n, k_last = params.sampling.n_samples, max(params.analyze.pass_k)
     greedy = {m: {s: g for s, (g, _) in runs.items()} for m, runs in methods.items()}
-    tests = {split: item_tests(base[0], greedy, split) for split in ("test", "val")}
+    tests = {split: item_tests(base[0], greedy, split) for split in ("test", "val")
+             if any(r.split == split for r in base[0])}  # val: only where it was decoded
     base_ok = correct_by_item(base[0], "test")
     grpo = [correct_by_item(g, "test") for g in greedy["grpo"].values()]
     grpo_means = seed_means(grpo)

@@ -3,14 +3,17 @@
     dvc repro judge_reliability   # dvc.yaml's cmd passes every input and output path
 The paper's Appendix D: distinct test answers sampled before RL (runs/base) and after RL
 (runs/grpo/seed0), labelled by the toy world's ground truth, or by a labelled sample file
-(--labels, JSON lines of question/answers/candidate/label) for real data. The judge is the
-configured model served bare (no fast path, no cache), so the rates are the model's own.
+(--labels, JSON lines of question/answers/candidate/label) for real data. Two readings:
+the configured model served bare (no fast path, no core-word gate, no cache: the model's own
+rates, on at most --max-pairs seeded-sampled pairs per group), and the judge as the study
+uses it (fast path and gate as configured, no cache: `<group>_as_used`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import random
 from pathlib import Path
 
 from recall.config import load_params
@@ -28,6 +31,8 @@ def main() -> None:
     ap.add_argument("--samples", nargs="+", required=True,
                     help="path:group pairs, e.g. runs/base/samples.jsonl:pre_rl")
     ap.add_argument("--labels", type=Path, help="labelled sample file (real data)")
+    ap.add_argument("--max-pairs", type=int, default=4000,
+                    help="bare reading: at most this many distinct pairs per group (seeded)")
     ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
@@ -43,9 +48,14 @@ def main() -> None:
             groups[group] = labelled_from_samples(records, items, split="test")
         if args.labels:
             groups["labelled"] = read_labelled(args.labels)
-        bare = dataclasses.replace(params.judge, fast_path=False, cache="")
+        capped = {g: _cap(pairs, args.max_pairs) for g, pairs in groups.items()}
+        bare = dataclasses.replace(params.judge, fast_path=False, require_core_words=False,
+                                   cache="")
         with open_judge(bare) as judge:
-            report = reliability(judge, groups)
+            report = reliability(judge, capped)
+        used = dataclasses.replace(params.judge, cache="")
+        with open_judge(used) as used_judge:
+            report.update({f"{g}_as_used": r for g, r in reliability(used_judge, groups).items()})
         report = {"judge": judge.name, **report}
         write_json(args.metrics, report)
         mlflow.set_tag("judge", judge.name)
@@ -55,6 +65,11 @@ def main() -> None:
                     if scores[name] is not None}
         mlflow.log_metrics(headline)
         log_to_parent(run, headline)
+
+
+def _cap(pairs: list, limit: int) -> list:
+    """At most `limit` pairs, a seeded sample (the bare model is asked about every one)."""
+    return pairs if len(pairs) <= limit else random.Random(0).sample(pairs, limit)
 
 
 if __name__ == "__main__":

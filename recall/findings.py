@@ -114,8 +114,9 @@ def controls(table: Mapping, tests: Mapping[str, Mapping], known_vs_all: Mapping
     lines = []
     if known_vs_all is not None:
         lines.append("- **Control: SFT on stored facts only** minus SFT on all RL-train facts, "
-                     f"per test item: {ci_text(known_vs_all)} ({verdict(known_vs_all)} that "
-                     "training on facts the model was never shown costs held-out accuracy).")
+                     f"per test item: {ci_text(known_vs_all)}. Does training on facts the model "
+                     "was never shown cost held-out accuracy? "
+                     f"{verdict(known_vs_all).capitalize()} (interval above 0: yes).")
     breaks = [m for m in LABELS if isinstance(table.get(m), dict) and "broken_rate" in table[m]]
     lines.append("- **Right→wrong breaks** (share of base-right test items): "
                  + ", ".join(f"{LABELS[m]} {plus_minus(table[m]['broken_rate'])}" for m in breaks)

@@ -217,7 +217,9 @@ def _judge_lines(judge: Mapping) -> list[str]:
     rate = lambda v: "n/a" if v is None else f"{v:.1%}"  # noqa: E731
     return ["## The judge's errors", "",
             f"Judge `{judge['judge']}` on distinct sampled test answers, against their labels "
-            "(stage `judge_reliability`):", "",
+            "(stage `judge_reliability`). A bare group is the model's own verdicts (no exact-"
+            "match fast path, no core-word gate, a seeded sample of at most 4,000 pairs); an "
+            "`_as_used` group is the judge as the study runs it, on every pair:", "",
             *[f"- {name}: agreement {rate(g['agreement'])}, false positives "
               f"{rate(g['false_positive_rate'])}, false negatives "
               f"{rate(g['false_negative_rate'])} (n={g['n']})" for name, g in groups], "",

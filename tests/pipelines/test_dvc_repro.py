@@ -67,13 +67,14 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     for method in METHODS:  # every method, every seed, every analysis
         row = table[method]
         assert row["seeds"] == [0, 1] and row["accuracy"]["toy"]["n"] == 2
-        assert set(row["pass_at_k"]) == {"1", "2", "4", "8"}
+        assert set(row["pass_at_k"]) == {"1", "2", "4", "8", "16"}  # 16 test samples, 8 train
         assert set(row["repair"]) == {"0", "1", "2", "3-4", "5-8"}
         for seed in (0, 1):
             assert (dest / f"models/{method}/seed{seed}/config.json").exists()
         dynamics = (dest / f"runs/{method}/dynamics.csv").read_text().splitlines()
-        # 2 seeds x 2 progress points (rft: 2 rounds) x 2 splits
-        assert len(dynamics) == 1 + 2 * 2 * 2
+        # 2 seeds x 2 progress points, the last included to choose on val (rft: 2 rounds)
+        # x 3 splits (train, val, test)
+        assert len(dynamics) == 1 + 2 * 2 * 3
     assert 0.0 <= analysis["majority"]["toy"] <= 1.0
     # micro params turn chain-of-thought on: judged final answers and the full reasoning
     cot = [json.loads(line) for line in (dest / "runs/base/cot.jsonl").read_text().splitlines()]
@@ -83,15 +84,29 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     assert len(cot) == len(reasoning) == n_test and {r["prompt_style"] for r in cot} == {"cot"}
     cot_acc = sum(r["scores"][0] for r in cot) / n_test
     assert analysis["cot"]["toy"] == pytest.approx(cot_acc)
-    assert set(analysis["attribution"]["partitions"]) == {"inaccessible", "any"}
+    assert set(analysis["attribution"]["partitions"]) == {"inaccessible", "any",
+                                                          "stored_inaccessible", "not_stored"}
+    # every method's checkpoint was chosen on val among its evaluated points
+    grpo = json.loads((dest / "metrics/train_grpo.json").read_text())
+    assert all(grpo[f"seed{s}"]["selected"]["last_step"] == grpo[f"seed{s}"]["steps"]
+               for s in (0, 1))
+    # item-level tests on test and val for every method, McNemar per seed
+    assert set(analysis["tests"]) == {"test", "val"}
+    assert set(analysis["tests"]["test"]["sft"]["mcnemar"]) == {"0", "1"}
+    assert "vs_reference" in analysis["tests"]["test"]["sft"]
     assert analysis["transfer"]["target"]["n"] > 0
     report = (dest / "reports/analysis.md").read_text()
     assert report.startswith("# recall: the study") and "## What the organism says" in report
     assert "| GRPO (reward: judge) | 2 |" in report and "| RLOO (reward: judge) | 2 |" in report
     assert f"| chain-of-thought (base) | - | {cot_acc:.3f} |" in report
-    for finding in ("1. **RL vs SFT", "2. **RL vs majority", "3. **Repair rate", "4. **Post-RL",
+    for finding in ("1. **RL vs SFT", "2. **RL vs majority", "3. **Repair rate", "4. **RL sharpens",
                     "5. **Attribution"):
         assert finding in report
+    for section in ("## Table 1, item by item", "## The chance floor", "## The gain against the",
+                    "## pass@k on test", "## Repair rate by pre-RL accessibility", "## Stage times"):
+        assert section in report
+    # the ground truth reached the report: 4 of 16 RL-train people were never shown
+    assert "on the 16 RL-train facts whose person it never saw" in report
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
     metrics = next(iter(shown.values()))["data"]
     assert "metrics/analysis.json" in metrics and "metrics/train_grpo.json" in metrics
@@ -99,7 +114,7 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     # The served toy judge graded pre- and post-RL test answers against ground truth.
     reliability = metrics["metrics/judge_reliability.json"]["data"]
     assert reliability["judge"] == "llm"
-    for group in ("pre_rl", "post_rl"):
+    for group in ("pre_rl", "post_rl", "pre_rl_as_used", "post_rl_as_used"):
         assert reliability[group]["n"] > 0 and 0.0 <= reliability[group]["agreement"] <= 1.0
         # ... and the report prints those rates beside the accessibility analyses.
         fpr = reliability[group]["false_positive_rate"]
