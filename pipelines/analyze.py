@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recall.analysis import compare, correct_counts, write_plots
 from recall.claims import (
+    across_bases,
     correct_by_item,
     item_tests,
     majority_by_item,
@@ -106,6 +107,25 @@ def _chance(params, items, base_samples, people) -> dict | None:
             "split": stored_split({it.id: exposures[it.id] for it in train}, access)}
 
 
+def _bases(params, runs: Path, base, methods) -> dict | None:
+    """Table 1's headline rows over pretrained bases: the study's base (experiment.seed, all
+    post-training seeds) and every bases.seeds base (one post-training seed)."""
+    if not params.bases.seeds:
+        return None
+    first, seed = params.experiment.seed, params.study.seeds[0]
+    bases = {first: base[0], **{s: read_records(runs / f"bases/base{s}/base/greedy.jsonl")
+                                for s in params.bases.seeds}}
+    out = {"first": first, "seeds_first": len(params.study.seeds), "methods": {},
+           "base_accuracy": {b: sum(r.scores[0] for r in g if r.split == "test")
+                             / sum(r.split == "test" for r in g) for b, g in bases.items()}}
+    for m in params.bases.methods:
+        trained = {first: [g for g, _ in methods[m].values()],
+                   **{s: [read_records(runs / f"bases/base{s}/{m}/seed{seed}/greedy.jsonl")]
+                      for s in params.bases.seeds}}
+        out["methods"][m] = across_bases(bases, trained)
+    return out
+
+
 def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
     """Item-level tests, gains and attribution shares, and the findings judged from them
     (recall.claims, recall.findings)."""
@@ -143,7 +163,7 @@ def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
                         k_last, after),
              attribution_line(shares, judged_on),
              *controls(table, tests["test"], known)]
-    evidence = {"tests": tests, "gains": gains, "shares": shares, "majority": vs_majority,
+    evidence = {"tests": tests, "gains": gains, "shares": shares, "vs_majority": vs_majority,
                 "trend": trend, "pass_at_k_change": {"1": first, str(k_last): last},
                 "known_vs_all": known}
     return evidence, found
@@ -160,7 +180,9 @@ def main() -> None:
 
         items = read_items(args.items)
         base = (read_records(runs / "base/greedy.jsonl"), read_records(runs / "base/samples.jsonl"))
-        methods = {m: _runs(runs / m, study.seeds, study.sample_seeds) for m in METHODS}
+        methods = {m: _runs(runs / m, study.seeds,
+                            study.sample_seeds if m in study.sample_methods else ())
+                   for m in METHODS}
         table = method_table(base, methods, items, params.analyze, params.sampling.n_samples)
         table["majority_k"] = study.majority_k
         d = table["datasets"][0]  # the findings and MLflow headline are about the first dataset
@@ -186,6 +208,7 @@ def main() -> None:
         evidence, found = _evidence(params, base, methods, table, parts)
         evidence["chance"] = _chance(params, items, base[1], read_people(args.world))
         evidence["stages"] = stage_seconds(run)
+        evidence["bases"] = _bases(params, runs, base, methods)
         report = study_markdown(table, baselines, transfer, found, attribution, figures,
                                 judge, environment(), evidence)
         args.report.parent.mkdir(parents=True, exist_ok=True)

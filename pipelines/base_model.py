@@ -15,9 +15,9 @@ from pathlib import Path
 
 from recall.compute import resolve
 from recall.config import load_params
-from recall.contract import read_items, write_json
+from recall.contract import write_json
 from recall.errors import run_stage
-from recall.pretraining import build_tokenizer, corpus_documents, pretrain
+from recall.pretraining import pretrain_on_world
 from recall.staging import stage_logged
 from recall.tracking import stage_run
 
@@ -38,15 +38,8 @@ def main() -> None:
             stage_logged("base", params.models.base, args.out, args.metrics)
             return
 
-        items = read_items(args.world / "items.jsonl")
-        bios = (args.world / "biographies.txt").read_text().splitlines()
-        # The vocabulary covers every question and answer, so no prompt maps to [UNK].
-        tokenizer = build_tokenizer([it.question for it in items]
-                                    + [a for it in items for a in it.answers] + bios)
-        instruct = [it for it in items if it.split == "instruct"]
-        docs = corpus_documents(bios, instruct, params.pretrain.qa_repeats, params.experiment.seed)
-        stats = pretrain(params.pretrain, docs, tokenizer, args.out, params.experiment.seed,
-                         resolve(params.compute))
+        stats = pretrain_on_world(args.world, params.pretrain, params.experiment.seed,
+                                  resolve(params.compute), args.out)
         for step, loss in enumerate(stats.pop("loss_curve")):
             mlflow.log_metric("pretrain_loss", loss, step=step)
         write_json(args.metrics, stats)

@@ -70,7 +70,8 @@ def main() -> None:
         for seed in params.study.seeds:
             seeds[seed] = run_seed(method, params, args.base, train, items, base_samples,
                                    judge, method, seed, out,
-                                   sample=seed in params.study.sample_seeds)
+                                   sample=seed in params.study.sample_seeds
+                                   and method in params.study.sample_methods)
         if main_process:
             _record(params, method, seeds, judge, run, out, args.metrics)
 

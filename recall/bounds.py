@@ -63,6 +63,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "RFTConfig.learning_rate": RATE, "RFTConfig.epochs_per_round": POSITIVE,
     "RFTConfig.batch_size": POSITIVE,
     "StudyConfig.seeds": NATURAL, "StudyConfig.sample_seeds": NATURAL,
+    "BasesConfig.seeds": NATURAL,
     "StudyConfig.eval_points": POSITIVE, "StudyConfig.majority_k": POSITIVE,
     "CoTConfig.max_tokens": POSITIVE,
     "AttributionConfig.partitions": NATURAL, "AttributionConfig.size": NATURAL,  # 0: matched

@@ -116,3 +116,26 @@ def normalised_gain(base: float, after: float, base_pass_at_128: float) -> float
     """
     headroom = base_pass_at_128 - base
     return round((after - base) / headroom, 12) if headroom > 0 else None
+
+
+def across_bases(base: Mapping[int, Sequence[SampleRecord]],
+                 runs: Mapping[int, Sequence[Sequence[SampleRecord]]], split: str = "test") -> dict:
+    """One method's gain over its own base model on each pretrained base.
+
+    `base`: greedy records of each base; `runs`: each base's trained runs (seeds). Returns
+    the per-base gains (seed means), their t interval over bases, a paired bootstrap over
+    items of the gain averaged over bases (item and base noise in one interval), and
+    McNemar's test of each base's first run against that base."""
+    from recall.significance import seed_interval
+
+    gains, per_item, tests = {}, {}, {}
+    for b in sorted(base):
+        base_ok = correct_by_item(base[b], split)
+        means = seed_means([correct_by_item(g, split) for g in runs[b]])
+        gains[b] = float(np.mean(list(means.values())) - np.mean(list(base_ok.values())))
+        for i, ok in base_ok.items():
+            per_item.setdefault(i, []).append(means[i] - ok)
+        tests[b] = mcnemar(base_ok, correct_by_item(runs[b][0], split))
+    diff = {i: float(np.mean(v)) for i, v in per_item.items()}
+    return {"gains": gains, "over_bases": seed_interval(list(gains.values())),
+            "items": paired_bootstrap(dict.fromkeys(diff, 0.0), diff), "mcnemar": tests}

@@ -29,6 +29,7 @@ from recall.platform_config import ClusterConfig, SweepConfig, TrackingConfig
 from recall.staging import ModelsConfig
 from recall.study_config import (
     AttributionConfig,
+    BasesConfig,
     CoTConfig,
     DPOConfig,
     GRPOConfig,
@@ -259,6 +260,7 @@ class Params:
     dpo: DPOConfig
     rft: RFTConfig
     study: StudyConfig
+    bases: BasesConfig
     cot: CoTConfig
     attribution: AttributionConfig
     transfer: TransferConfig

@@ -17,7 +17,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, T
 
 from recall.compute import Resolved, trainer_kwargs
 from recall.config import PretrainConfig
-from recall.contract import QAItem
+from recall.contract import QAItem, read_items
 from recall.prompts import DIRECT
 from recall.staging import save_model
 
@@ -126,3 +126,17 @@ def pretrain(cfg: PretrainConfig, docs: Sequence[str], tokenizer: PreTrainedToke
         "train_seconds": float(result.metrics.get("train_runtime", 0.0)),
         "loss_curve": losses,
     }
+
+
+def pretrain_on_world(world_dir: Path, cfg: PretrainConfig, seed: int, compute: Resolved,
+                      out_dir: Path) -> dict:
+    """The toy base model: a tokenizer over every question, answer and biography of the world
+    in `world_dir` (so no prompt maps to [UNK]) and a GPT-2 pretrained on the biographies and
+    the instruction QA, corpus order and weights seeded by `seed`; returns `pretrain`'s stats."""
+    items = read_items(Path(world_dir) / "items.jsonl")
+    bios = (Path(world_dir) / "biographies.txt").read_text().splitlines()
+    tokenizer = build_tokenizer([it.question for it in items]
+                                + [a for it in items for a in it.answers] + bios)
+    instruct = [it for it in items if it.split == "instruct"]
+    docs = corpus_documents(bios, instruct, cfg.qa_repeats, seed)
+    return pretrain(cfg, docs, tokenizer, out_dir, seed, compute)

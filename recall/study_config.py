@@ -86,11 +86,32 @@ class StudyConfig:
     # (the last step included), never chosen on test; last: the final step (multi-process
     # runs: saving a sharded model mid-training is not built).
     select_on: Literal["val", "last"]
+    # The methods whose sample_seeds models get pass_k_samples test samples (pass@k after
+    # training); the others are evaluated greedily only.
+    sample_methods: tuple[str, ...]
 
     def __post_init__(self):
         if not self.sample_seeds or not set(self.sample_seeds) <= set(self.seeds):
             raise ConfigError(f"study.sample_seeds {list(self.sample_seeds)} must be a non-empty "
                               f"subset of study.seeds {list(self.seeds)}")
+        if "grpo" not in self.sample_methods or not set(self.sample_methods) <= set(METHODS):
+            raise ConfigError(f"study.sample_methods {list(self.sample_methods)} must include "
+                              f"grpo (pass@k before and after RL) and name only {list(METHODS)}")
+
+
+@dataclass(frozen=True)
+class BasesConfig:
+    """More pretrained bases on the same world (toy): each is pretrained with its own seed,
+    evaluated greedily, and post-trained with `methods` (study.seeds' first seed), so the
+    headline rows get an interval over bases and not only over post-training seeds."""
+
+    seeds: tuple[int, ...]  # pretraining seeds besides experiment.seed; () for none (paper)
+    methods: tuple[str, ...]
+
+    def __post_init__(self):
+        if not set(self.methods) <= {"grpo", "rloo", "sft"}:
+            raise ConfigError(f"bases.methods {list(self.methods)}: only grpo, rloo and sft "
+                              "train without the base model's samples")
 
 
 @dataclass(frozen=True)

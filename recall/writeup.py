@@ -70,6 +70,7 @@ def study_markdown(table: Mapping, baselines: Mapping, transfer: Mapping | None,
             "base. Majority vote is over the base model's first samples (SQuAD-normalised; "
             "ties go to the answer seen first). " + _cot_note(baselines), ""]
     out += _tests_section(evidence.get("tests"), table)
+    out += _bases_section(evidence.get("bases"))
     out += _gain_section(evidence.get("gains"))
     out += _chance_section(evidence.get("chance"))
     out += ["## What the organism says", "", *lines_found, ""]
@@ -122,6 +123,29 @@ def _tests_section(tests: Mapping | None, table: Mapping) -> list[str]:
             "compares one seed's greedy answers with the base model's on the same items. All "
             "seeds start from one pretrained base.", ""]
     return out
+
+
+def _bases_section(bases: Mapping | None) -> list[str]:
+    """The headline rows over pretrained bases: each base's own gain, the t interval over
+    bases and the item-level bootstrap of the gain averaged over bases."""
+    if not bases:
+        return []
+    out = ["## Table 1 over pretrained bases (test)", "",
+           "| method | bases | gain on each base | mean gain [95% t interval over bases] | "
+           "gain averaged over bases, per item [95% CI], p | McNemar p on each base |",
+           "|---|---|---|---|---|---|"]
+    for m, r in bases["methods"].items():
+        over = r["over_bases"]
+        ci = "-" if over["ci"] is None else f"[{over['ci'][0]:+.3f}, {over['ci'][1]:+.3f}]"
+        out.append(f"| {LABELS[m]} | {len(r['gains'])} | "
+                   + ", ".join(f"{b}: {g:+.3f}" for b, g in r["gains"].items())
+                   + f" | {over['mean']:+.3f} {ci} | {ci_text(r['items'])} | "
+                   + ", ".join(f"{t['p']:.3g}" for t in r["mcnemar"].values()) + " |")
+    accs = ", ".join(f"{b}: {a:.3f}" for b, a in bases["base_accuracy"].items())
+    return out + ["", f"Bases are pretraining seeds on one world (base greedy test accuracy "
+                  f"{accs}); base {bases['first']} is the study's, with its "
+                  f"{bases['seeds_first']} post-training seeds averaged, the others one seed "
+                  "each. The interval over bases is a t interval on as many gains as bases.", ""]
 
 
 def _gain_section(gains: Mapping | None) -> list[str]:

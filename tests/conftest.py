@@ -34,7 +34,9 @@ MICRO = {
     "sft_known": {"epochs": 1, "batch_size": 8},
     "dpo": {"epochs": 1, "batch_size": 8},
     "rft": {"rounds": 2, "samples_per_item": 2, "batch_size": 8},
-    "study": {"seeds": [0, 1], "sample_seeds": [0], "eval_points": 2, "majority_k": 4},
+    "study": {"seeds": [0, 1], "sample_seeds": [0], "eval_points": 2, "majority_k": 4,
+              "sample_methods": ["grpo", "rloo", "sft", "sft_known", "dpo", "rft"]},
+    "bases": {"seeds": [1]},  # one more micro base: the over-bases rows run end to end
     # On, though the toy model cannot reason: the micro study runs the paper profile's path.
     "cot": {"run": True, "max_tokens": 12},
     # The micro model may sample no right answer at all, so the second partition is "any".

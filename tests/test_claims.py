@@ -4,6 +4,7 @@ of the gain, normalised gain, and the findings' verdicts from them."""
 import pytest
 
 from recall.claims import (
+    across_bases,
     item_tests,
     majority_by_item,
     normalised_gain,
@@ -91,3 +92,18 @@ def test_pass_at_k_change_and_the_sharpening_verdict():
 def test_normalised_gain_by_hand():
     assert normalised_gain(0.5, 0.6, 0.9) == 0.25
     assert normalised_gain(0.5, 0.6, 0.5) is None  # no headroom: undefined, not infinite
+
+
+def test_gain_over_each_base_and_the_interval_over_bases():
+    # base 0: 4 of 10 right, two seeds fix 2 and 4 more (mean gain 0.3); base 1: 5 of 10
+    # right, its one run fixes 1 (gain 0.1)
+    b0, b1 = _greedy([1] * 4 + [0] * 6), _greedy([1] * 5 + [0] * 5)
+    runs = {0: [_greedy([1] * 6 + [0] * 4), _greedy([1] * 8 + [0] * 2)],
+            1: [_greedy([1] * 6 + [0] * 4)]}
+    res = across_bases({0: b0, 1: b1}, runs)
+    assert res["gains"] == {0: pytest.approx(0.3), 1: pytest.approx(0.1)}
+    # t(0.975, 1) = 12.706; sd of (0.3, 0.1) = 0.1414; half-width 12.706 * 0.1414 / sqrt(2)
+    assert res["over_bases"]["mean"] == pytest.approx(0.2)
+    assert res["over_bases"]["ci"] == pytest.approx([0.2 - 1.2706, 0.2 + 1.2706], abs=1e-3)
+    assert res["items"]["diff"] == pytest.approx(0.2) and res["items"]["items"] == 10
+    assert res["mcnemar"][0]["c"] == 2 and res["mcnemar"][1]["c"] == 1

@@ -117,3 +117,14 @@ def test_sweep_space_keeps_integer_choices_and_rejects_unknown_dimension_keys():
     data["sweep"]["space"] = {"grpo.beta": {"type": "float", "low": 0.0, "hihg": 1.0}}
     with pytest.raises(ConfigError, match="hihg"):
         params_from_dict(data)
+
+
+def test_bases_and_sample_methods_refuse_what_cannot_run():
+    data = micro_params_dict()
+    data["bases"]["methods"] = ["grpo", "dpo"]
+    with pytest.raises(ConfigError, match="bases.methods \\['grpo', 'dpo'\\]: only grpo, rloo and sft"):
+        params_from_dict(data)
+    data = micro_params_dict()
+    data["study"]["sample_methods"] = ["sft"]
+    with pytest.raises(ConfigError, match="study.sample_methods \\['sft'\\] must include grpo"):
+        params_from_dict(data)

@@ -15,7 +15,7 @@ from recall.study_config import METHODS
 pytestmark = pytest.mark.slow
 
 STAGES = {"world", "split", "embedder", "dedup", "validate", "base_model", "judge", "sample@base",
-          *[f"train@{m}" for m in METHODS], "attribution", "transfer", "analyze",
+          *[f"train@{m}" for m in METHODS], "bases", "attribution", "transfer", "analyze",
           "judge_reliability"}
 
 
@@ -105,6 +105,10 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     for section in ("## Table 1, item by item", "## The chance floor", "## The gain against the",
                     "## pass@k on test", "## Repair rate by pre-RL accessibility", "## Stage times"):
         assert section in report
+    # the headline rows over two micro bases (the study's and bases.seeds [1])
+    assert "## Table 1 over pretrained bases" in report
+    assert set(analysis["bases"]["methods"]["grpo"]["gains"]) == {"0", "1"}
+    assert (dest / "runs/bases/base1/sft/seed0/greedy.jsonl").exists()
     # the ground truth reached the report: 4 of 16 RL-train people were never shown
     assert "on the 16 RL-train facts whose person it never saw" in report
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
@@ -148,7 +152,7 @@ def test_second_repro_does_nothing(repo):
 
 def test_reward_ablation_reruns_only_training_and_after(ablated):
     dest, env, out = ablated
-    assert set(_stages_run(out)) == {"train@grpo", "attribution", "transfer", "analyze",
+    assert set(_stages_run(out)) == {"train@grpo", "bases", "attribution", "transfer", "analyze",
                                      "judge_reliability"}
     assert "exact-match" in _run(["dvc", "exp", "show", "--json"], dest, env)
     # The ablation is a Table 1 row of its own report, named by its reward.

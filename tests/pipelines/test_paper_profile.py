@@ -83,6 +83,11 @@ def test_analyze_reports_per_dataset_and_every_method(paper_run):
     assert analysis["transfer"]["target_names"] == ["simpleqa"]
     report = (dest / "reports/analysis.md").read_text()
     assert "| base | - |" in report and "nq_open: accuracy" in report
+    # real data has no world labels: no chance floor, no ground-truth partitions, and the
+    # item-level tests still run on the pooled test items
+    assert "## The chance floor" in report and "real data has no ground truth" in report
+    assert set(analysis["attribution"]["partitions"]) == {"inaccessible", "any"}
+    assert "## Table 1, item by item" in report and analysis["tests"]["test"]["grpo"]["mcnemar"]
 
 
 def test_dedup_used_dense_retrieval_and_the_llm_verifier(paper_run):
