@@ -169,6 +169,20 @@ def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
     return evidence, found
 
 
+def _headline(table, baselines, shares, transfer, evidence, d: str) -> dict[str, float]:
+    """The metrics the MLflow compare view shows for a variant (its parent run)."""
+    return {"test_acc_base": table["base"][d], "test_acc_majority": baselines["majority"][d],
+            **({"test_acc_cot": baselines["cot"][d]} if baselines["cot"] is not None else {}),
+            **{f"test_acc_{m}": table[m]["accuracy"][d]["mean"] for m in METHODS},
+            **{f"test_gain_{m}": table[m]["gain_abs"][d]["mean"] for m in METHODS},
+            **{f"attribution_share_{n}": p["share"]["mean"]
+               for n, p in shares["partitions"].items()},
+            "transfer_target_gain": transfer["target"]["gain"]["mean"],
+            "grpo_gain_relative": evidence["gains"]["relative"],
+            **({"chance_floor_measured": evidence["chance"]["measured"]["share"]}
+               if evidence["chance"] else {})}
+
+
 def main() -> None:
     args = _arguments()
     params = load_params(args.params)
@@ -217,16 +231,7 @@ def main() -> None:
                                   "transfer": transfer,
                                   **{k: v for k, v in evidence.items() if k != "stages"}})
 
-        headline = {"test_acc_base": table["base"][d], "test_acc_majority": baselines["majority"][d],
-                    **({"test_acc_cot": baselines["cot"][d]} if cot is not None else {}),
-                    **{f"test_acc_{m}": table[m]["accuracy"][d]["mean"] for m in METHODS},
-                    **{f"test_gain_{m}": table[m]["gain_abs"][d]["mean"] for m in METHODS},
-                    **{f"attribution_share_{n}": p["share"]["mean"]
-                       for n, p in shares["partitions"].items()},
-                    "transfer_target_gain": transfer["target"]["gain"]["mean"],
-                    "grpo_gain_relative": evidence["gains"]["relative"],
-                    **({"chance_floor_measured": evidence["chance"]["measured"]["share"]}
-                       if evidence["chance"] else {})}
+        headline = _headline(table, baselines, shares, transfer, evidence, d)
         mlflow.log_metrics(headline)
         log_to_parent(run, headline)
         for fig in figures:

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 def test_two_process_grpo_keeps_the_step_size_and_writes_once(tmp_path):
     params = micro_params_dict()
     params["compute"]["num_processes"] = 2
-    params["study"].update({"seeds": [0], "sample_seeds": [0]})
+    # select_on last: choosing on val saves from one rank, which a sharded run cannot
+    params["study"].update({"seeds": [0], "sample_seeds": [0], "select_on": "last"})
     env = copy_repo(tmp_path, params)
     proc = subprocess.run(["dvc", "repro", "train@grpo"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=1800)

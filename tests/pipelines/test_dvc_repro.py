@@ -86,31 +86,11 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     assert analysis["cot"]["toy"] == pytest.approx(cot_acc)
     assert set(analysis["attribution"]["partitions"]) == {"inaccessible", "any",
                                                           "stored_inaccessible", "not_stored"}
-    # every method's checkpoint was chosen on val among its evaluated points
-    grpo = json.loads((dest / "metrics/train_grpo.json").read_text())
-    assert all(grpo[f"seed{s}"]["selected"]["last_step"] == grpo[f"seed{s}"]["steps"]
-               for s in (0, 1))
-    # item-level tests on test and val for every method, McNemar per seed
-    assert set(analysis["tests"]) == {"test", "val"}
-    assert set(analysis["tests"]["test"]["sft"]["mcnemar"]) == {"0", "1"}
-    assert "vs_reference" in analysis["tests"]["test"]["sft"]
     assert analysis["transfer"]["target"]["n"] > 0
     report = (dest / "reports/analysis.md").read_text()
     assert report.startswith("# recall: the study") and "## What the organism says" in report
     assert "| GRPO (reward: judge) | 2 |" in report and "| RLOO (reward: judge) | 2 |" in report
     assert f"| chain-of-thought (base) | - | {cot_acc:.3f} |" in report
-    for finding in ("1. **RL vs SFT", "2. **RL vs majority", "3. **Repair rate", "4. **RL sharpens",
-                    "5. **Attribution"):
-        assert finding in report
-    for section in ("## Table 1, item by item", "## The chance floor", "## The gain against the",
-                    "## pass@k on test", "## Repair rate by pre-RL accessibility", "## Stage times"):
-        assert section in report
-    # the headline rows over two micro bases (the study's and bases.seeds [1])
-    assert "## Table 1 over pretrained bases" in report
-    assert set(analysis["bases"]["methods"]["grpo"]["gains"]) == {"0", "1"}
-    assert (dest / "runs/bases/base1/sft/seed0/greedy.jsonl").exists()
-    # the ground truth reached the report: 4 of 16 RL-train people were never shown
-    assert "on the 16 RL-train facts whose person it never saw" in report
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
     metrics = next(iter(shown.values()))["data"]
     assert "metrics/analysis.json" in metrics and "metrics/train_grpo.json" in metrics
@@ -135,6 +115,32 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     assert (dest / "reports/gx/index.html").exists()
     validated = (dest / "data/validated/items.jsonl").read_text()
     assert validated and "-leak-" not in validated
+
+
+def test_report_tests_every_claim_over_items_and_bases(repo):
+    dest, _, _ = repo
+    analysis = json.loads((dest / "metrics/analysis.json").read_text())
+    report = (dest / "reports/analysis.md").read_text()
+    # every method's checkpoint was chosen on val among its evaluated points
+    grpo = json.loads((dest / "metrics/train_grpo.json").read_text())
+    assert all(grpo[f"seed{s}"]["selected"]["last_step"] == grpo[f"seed{s}"]["steps"]
+               for s in (0, 1))
+    # item-level tests on test and val for every method, McNemar per seed
+    assert set(analysis["tests"]) == {"test", "val"}
+    assert set(analysis["tests"]["test"]["sft"]["mcnemar"]) == {"0", "1"}
+    assert "vs_reference" in analysis["tests"]["test"]["sft"]
+    for finding in ("1. **RL vs SFT", "2. **RL vs majority", "3. **Repair rate", "4. **RL sharpens",
+                    "5. **Attribution"):
+        assert finding in report
+    for section in ("## Table 1, item by item", "## The chance floor", "## The gain against the",
+                    "## pass@k on test", "## Repair rate by pre-RL accessibility", "## Stage times"):
+        assert section in report
+    # the headline rows over two micro bases (the study's and bases.seeds [1])
+    assert "## Table 1 over pretrained bases" in report
+    assert set(analysis["bases"]["methods"]["grpo"]["gains"]) == {"0", "1"}
+    assert (dest / "runs/bases/base1/sft/seed0/greedy.jsonl").exists()
+    # the ground truth reached the report: 4 of 16 RL-train people were never shown
+    assert "on the 16 RL-train facts whose person it never saw" in report
 
 
 def test_plots_render(repo):
