@@ -89,7 +89,7 @@ from recall.judge.client import LLMJudge
 if __name__ == "__main__":
     base_url, model, cache, reqs = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
     cfg = dataclasses.replace(load_params(sys.argv[5]).judge, backend="llm", prompt="toy",
-                              cache=cache, fast_path=False)
+                              cache=cache, fast_path=False, require_core_words=False)
     judge = LLMJudge(cfg, base_url, model)
     out = judge.judge([JudgeRequest(q, tuple(a), c) for q, a, c in reqs])
     print("RESULT" + json.dumps([[v.value, v.reason] for v in out] + [dict(judge.stats)]))

@@ -44,7 +44,7 @@ def test_paper_profile_runs_every_stage_through_the_chat_path(paper_run):
     stages = set(re.findall(r"Running stage '([^']+)'", out))
     assert stages == {"world", "split", "embedder", "dedup", "validate", "base_model", "judge",
                       "sample@base", *[f"train@{m}" for m in METHODS], "attribution",
-                      "transfer", "judge_reliability", "analyze"}
+                      "transfer", "judge_reliability", "analyze", "bases"}  # bases: none (paper)
     # The staged models are the fixture's, recorded with their source; no toy GPT-2 anywhere.
     for role in ("base", "judge", "embedder"):
         record = json.loads((dest / f"models/{role}/recall_source.json").read_text())
