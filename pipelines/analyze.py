@@ -16,6 +16,7 @@ from pathlib import Path
 
 from recall.analysis import compare, correct_counts, write_plots
 from recall.claims import (
+    accuracy_rows,
     across_bases,
     correct_by_item,
     item_tests,
@@ -85,6 +86,8 @@ def _arguments() -> argparse.Namespace:
     ap.add_argument("--plots", type=Path, required=True)
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--metrics", type=Path, required=True)
+    ap.add_argument("--headline", type=Path, required=True,
+                    help="folder of the headline metrics, one file per `dvc metrics show` row")
     return ap.parse_args()
 
 
@@ -169,18 +172,35 @@ def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
     return evidence, found
 
 
-def _headline(table, baselines, shares, transfer, evidence, d: str) -> dict[str, float]:
-    """The metrics the MLflow compare view shows for a variant (its parent run)."""
-    return {"test_acc_base": table["base"][d], "test_acc_majority": baselines["majority"][d],
-            **({"test_acc_cot": baselines["cot"][d]} if baselines["cot"] is not None else {}),
-            **{f"test_acc_{m}": table[m]["accuracy"][d]["mean"] for m in METHODS},
-            **{f"test_gain_{m}": table[m]["gain_abs"][d]["mean"] for m in METHODS},
-            **{f"attribution_share_{n}": p["share"]["mean"]
+def _headline(base, methods, evidence, judge: dict) -> dict[str, dict[str, float]]:
+    """metrics/headline/<row>.json, one row of `dvc metrics show` each: greedy accuracy per
+    split with its interval (recall.claims.accuracy_rows), and the study's scalars."""
+    greedy = {m: {s: g for s, (g, _) in runs.items()} for m, runs in methods.items()}
+    rows = {}
+    for split in ("test", "val"):  # every row is a declared output, so an undecoded one is {}
+        rows.update({f"{split}{end}": {} for end in ("", "_low", "_high")},
+                    **accuracy_rows(base[0], greedy, split))
+    study = {"minutes": sum(evidence["stages"].values()) / 60}
+    if evidence["chance"]:
+        study["chance_floor"] = evidence["chance"]["measured"]["share"]
+    if (agreement := judge.get("pre_rl_as_used", {}).get("agreement")) is not None:
+        study["judge_agreement"] = agreement
+    # nested: `dvc metrics show` names these study.minutes, ..., after the method columns
+    return {**rows, "study": {"study": study}}
+
+
+def _mlflow_metrics(headline: dict, baselines, shares, transfer, evidence, d: str) -> dict:
+    """The headline under the names `dvc exp show` gives them (test.grpo, study.minutes),
+    and the compare view's other numbers: inference baselines, gains, shares, transfer."""
+    named = {f"{row}.{col}": v for row, cols in headline.items() if row != "study"
+             for col, v in cols.items()}
+    named.update({f"study.{k}": v for k, v in headline["study"]["study"].items()})
+    return {**named, "majority.test": baselines["majority"][d],
+            **({"cot.test": baselines["cot"][d]} if baselines["cot"] is not None else {}),
+            **{f"attribution_share.{n}": p["share"]["mean"]
                for n, p in shares["partitions"].items()},
             "transfer_target_gain": transfer["target"]["gain"]["mean"],
-            "grpo_gain_relative": evidence["gains"]["relative"],
-            **({"chance_floor_measured": evidence["chance"]["measured"]["share"]}
-               if evidence["chance"] else {})}
+            "grpo_gain_relative": evidence["gains"]["relative"]}
 
 
 def main() -> None:
@@ -231,9 +251,12 @@ def main() -> None:
                                   "transfer": transfer,
                                   **{k: v for k, v in evidence.items() if k != "stages"}})
 
-        headline = _headline(table, baselines, shares, transfer, evidence, d)
-        mlflow.log_metrics(headline)
-        log_to_parent(run, headline)
+        headline = _headline(base, methods, evidence, judge)
+        for row, values in headline.items():
+            write_json(args.headline / f"{row}.json", values)
+        named = _mlflow_metrics(headline, baselines, shares, transfer, evidence, d)
+        mlflow.log_metrics(named)
+        log_to_parent(run, named)
         for fig in figures:
             mlflow.log_artifact(str(fig), artifact_path="plots")
         mlflow.log_artifact(str(args.report))

@@ -99,7 +99,7 @@ def _record(params, method: str, seeds: dict, judge, run, out: OutputDirs, metri
         mlflow.set_tag("reward", f"{cfg.reward}:{reward_judge(cfg, judge).name}")
     mean_test = sum(s["greedy_accuracy"]["test"] for s in seeds.values()) / len(seeds)
     mlflow.log_metric("greedy_acc_test_mean", mean_test)
-    log_to_parent(run, {f"test_acc_{method}": mean_test})
+    log_to_parent(run, {f"test.{method}": mean_test})  # the name analyze's headline gives it
     mlflow.log_artifact(str(out.runs / "dynamics.csv"))
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from recall.judge.rules import normalize_answer
 from recall.metrics import majority_vote
 from recall.prompts import DIRECT, has_chat_template
 from recall.sampling import rollout_settings, sample_items
-from recall.staging import save_model
+from recall.staging import save_model, save_tokenizer
 from recall.study_config import DPOConfig, RFTConfig, SFTConfig
 
 
@@ -237,5 +237,5 @@ def _save(trainer, tokenizer, out_dir: Path, model=None) -> None:
         if trainer is None:
             save_model(model, tokenizer, out_dir)
         else:
-            tokenizer.save_pretrained(out_dir)
+            save_tokenizer(tokenizer, out_dir)
         shutil.rmtree(out_dir / "_work", ignore_errors=True)

@@ -17,7 +17,7 @@ import numpy as np
 from recall.contract import SampleRecord
 from recall.judge.rules import normalize_answer
 from recall.metrics import majority_vote, pass_at_k
-from recall.significance import mcnemar, paired_bootstrap, seed_means
+from recall.significance import mcnemar, mean_interval, paired_bootstrap, seed_means
 
 PAPER = {"gain_rel": 0.27, "inaccessible_share": 0.83}  # DESIGN.md: the paper's headline
 
@@ -139,3 +139,24 @@ def across_bases(base: Mapping[int, Sequence[SampleRecord]],
     diff = {i: float(np.mean(v)) for i, v in per_item.items()}
     return {"gains": gains, "over_bases": seed_interval(list(gains.values())),
             "items": paired_bootstrap(dict.fromkeys(diff, 0.0), diff), "mcnemar": tests}
+
+
+def accuracy_rows(base: Sequence[SampleRecord],
+                  methods: Mapping[str, Mapping[int, Sequence[SampleRecord]]],
+                  split: str) -> dict[str, dict[str, float]]:
+    """Three headline rows for `split`: `<split>` (the base model's and each method's greedy
+    accuracy over the pooled items of every dataset, methods averaged over seeds),
+    `<split>_low` and `<split>_high` (its 95% item-bootstrap interval). Empty when `split`
+    was not decoded. `methods`: method -> seed -> greedy records."""
+    base_ok = correct_by_item(base, split)
+    if not base_ok:
+        return {}
+    scores = {"base": {i: float(v) for i, v in base_ok.items()},
+              **{m: seed_means([correct_by_item(g, split) for g in runs.values()])
+                 for m, runs in methods.items()}}
+    rows: dict[str, dict[str, float]] = {split: {}, f"{split}_low": {}, f"{split}_high": {}}
+    for name, per_item in scores.items():
+        found = mean_interval(per_item)
+        rows[split][name] = found["mean"]
+        rows[f"{split}_low"][name], rows[f"{split}_high"][name] = found["ci"]
+    return rows

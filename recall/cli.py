@@ -122,7 +122,15 @@ def _serve_judge(args) -> int:
 
 
 def _ui(args) -> int:
-    from recall.tracking import TRAINING_VIEW, compare_url, is_server, runs_url, tracking_uri, variant_runs
+    from recall.tracking import (
+        TRAINING_VIEW,
+        compare_url,
+        is_server,
+        runs_url,
+        share_headline_view,
+        tracking_uri,
+        variant_runs,
+    )
 
     params = load_params(args.params)
     store = tracking_uri(params)
@@ -133,7 +141,8 @@ def _ui(args) -> int:
     except ValueError as err:
         print(f"recall ui: {err}", file=sys.stderr)
         return 1
-    print(f"recall ui: training runs at {runs_url(ui, experiment)}")
+    view = share_headline_view(experiment)  # the headline metrics as the table's columns
+    print(f"recall ui: training runs at {runs_url(ui, experiment, view)}")
     if len(variants) > 1:
         print(f"recall ui: the two newest variants side by side at "
               f"{compare_url(ui, experiment, variants[:2])}")

@@ -266,6 +266,8 @@ def deduplicate(items: Sequence[QAItem], cfg: DedupConfig, verifier
     removed = {row.target_id for row in report if row.is_contained}
     kept = [it for it in items if it.id not in removed]
     summary = {
+        # what ran, so a test (and a reader) can tell dense + LLM from TF-IDF + heuristic
+        "retrieval": "dense" if cfg.embedding_model else "tfidf",
         "verifier": verifier.name,
         "targets": len(targets), "references": len(references),
         "candidate_pairs": len(pairs),

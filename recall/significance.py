@@ -68,6 +68,17 @@ def paired_bootstrap(first: Mapping[str, float], second: Mapping[str, float],
             "p": min(1.0, 2 * min(below, above))}
 
 
+def mean_interval(scores: Mapping[str, float], n_boot: int = 10000, seed: int = 0) -> dict:
+    """Mean of per-item scores (0/1, or seed means: an accuracy) and its 95% percentile
+    interval over items resampled with replacement (`paired_bootstrap` against zero).
+
+    >>> mean_interval({"a": 1.0, "b": 1.0})
+    {'items': 2, 'mean': 1.0, 'ci': [1.0, 1.0]}
+    """
+    test = paired_bootstrap(dict.fromkeys(scores, 0.0), scores, n_boot, seed)
+    return {"items": test["items"], "mean": test["diff"], "ci": test["ci"]}
+
+
 def seed_interval(values: Sequence[float]) -> dict:
     """Mean and 95% t interval over seeds; one seed has no interval (None).
 

@@ -129,5 +129,27 @@ def save_model(model, tokenizer, out_dir: str | Path) -> Path:
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save_tokenizer(tokenizer, out_dir)
     return out_dir
+
+
+# Written by transformers into tokenizer_config.json from how the tokenizer was loaded, not
+# from what it is: `local_files_only` follows HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE at load
+# time, so the same model saved under other offline variables would hash differently and
+# `dvc repro` would rerun everything downstream of an identical model.
+_LOAD_TIME_KEYS = ("local_files_only",)
+
+
+def save_tokenizer(tokenizer, out_dir: str | Path) -> None:
+    """`tokenizer.save_pretrained(out_dir)` without the load-time environment: the bytes
+    depend on the tokenizer only."""
+    for key in _LOAD_TIME_KEYS:
+        tokenizer.init_kwargs.pop(key, None)
+    tokenizer.save_pretrained(out_dir)
+
+
+def drop_model_cards(checkpoint_dir: str | Path) -> None:
+    """Remove the README.md model card TRL writes beside its checkpoints: its tags come from
+    a set, so its bytes change from run to run, and the checkpoint directory is a tracked
+    stage output."""
+    Path(checkpoint_dir, "README.md").unlink(missing_ok=True)

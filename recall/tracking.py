@@ -3,13 +3,18 @@
 A variant is a `dvc exp run` (keyed by DVC's experiment name) or, for a plain `dvc repro`,
 the git commit plus a hash of the resolved params. All stages of a variant nest under the
 same parent, which carries the resolved config and the headline metrics, so two
-`dvc exp run -S grpo.learning_rate=...` variants sit side by side in the compare view.
+`dvc exp run -S grpo.learning_rate=...` variants sit side by side in the compare view. The
+parent is named by what the variant changes from the committed params.yaml
+(`grpo.reward=exact_match`, or `default`) and spans its stages in time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -72,6 +77,42 @@ def environment_tags(env: dict[str, str] | None = None) -> dict[str, str]:
     return {f"env.{k}": v for k, v in (env or environment()).items()}
 
 
+def variant_name(params: Params, reference: Params | None) -> str:
+    """The dotted keys where `params` differ from `reference` (the committed params), or
+    'default'; None for `reference` (no committed params to compare with) names nothing.
+
+    >>> from recall.config import load_params
+    >>> p = load_params(Path(__file__).parents[1] / "params.yaml")
+    >>> variant_name(p, p)
+    'default'
+    >>> import dataclasses
+    >>> variant_name(dataclasses.replace(p, grpo=dataclasses.replace(p.grpo, reward="exact_match")), p)
+    'grpo.reward=exact_match'
+    """
+    if reference is None:
+        return ""
+    before = flat_dict(reference)
+    changed = [f"{k}={v}" for k, v in flat_dict(params).items() if before.get(k) != v]
+    name = ", ".join(changed) or "default"
+    return name if len(name) <= 200 else name[:199] + "…"
+
+
+def committed_params() -> Params | None:
+    """params.yaml as committed at HEAD (what a variant is compared with); None outside git,
+    without a committed params.yaml, or when it no longer loads under this code."""
+    import yaml
+
+    from recall.config import params_from_dict
+
+    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        return None
+    try:
+        return params_from_dict(yaml.safe_load(shown.stdout))
+    except Exception:  # an old params file under new code: the variant goes unnamed, not the stage
+        return None
+
+
 def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, env: dict) -> str:
     query = f"tags.`{PIPELINE_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'variant'"
     found = mlflow.search_runs([experiment_id], filter_string=query, output_format="list",
@@ -79,7 +120,9 @@ def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, env: di
     if found:
         return found[0].info.run_id
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME") or key,
+    exp = os.environ.get("DVC_EXP_NAME")
+    name = variant_name(params, committed_params()) or key
+    run = client.create_run(experiment_id, run_name=f"{name} ({exp})" if exp else name,
                             tags={PIPELINE_TAG: key, ROLE_TAG: "variant",
                                   "git.commit": env["commit"],
                                   "recall.profile": params.experiment.profile,
@@ -113,10 +156,16 @@ def stage_run(params: Params, stage: str) -> Iterator[object]:
     tags = {"dvc.stage": stage, "git.commit": commit, PIPELINE_TAG: key, ROLE_TAG: "stage",
             "recall.experiment": params.experiment.name,
             "dvc.exp": os.environ.get("DVC_EXP_NAME", ""), **environment_tags(env)}
-    with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent,
-                          tags=tags) as run:
-        mlflow.log_params(flat_dict(params))
-        yield run
+    status = "FAILED"
+    try:
+        with mlflow.start_run(experiment_id=exp_id, run_name=stage, parent_run_id=parent,
+                              tags=tags) as run:
+            mlflow.log_params(flat_dict(params))
+            yield run
+        status = "FINISHED"
+    finally:
+        # The parent spans its stages: from the first one's start to the latest one's end.
+        mlflow.MlflowClient().set_terminated(parent, status, end_time=int(time.time() * 1000))
 
 
 def log_to_parent(run, metrics: dict[str, float]) -> None:
@@ -147,13 +196,42 @@ def stage_seconds(run) -> dict[str, float]:
     return {r.info.run_name: (r.info.end_time - r.info.start_time) / 1000 for r in ordered}
 
 
-def runs_url(ui: str, experiment: str) -> str:
-    """The experiment's training-runs table in the MLflow UI at `ui`.
+# MLflow's UI opens a view saved as the experiment tag `mlflow.sharedViewState.<key>` (what
+# its "Share" button writes) when the link says ?viewStateShareKey=<key>: recall saves one
+# whose columns are the headline metrics, so the runs table shows them, not Dataset/Source.
+HEADLINE_VIEW = "recall-headline"
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+
+
+def headline_columns() -> list[str]:
+    """The runs table's columns in MLflow's own key format: each method's test accuracy and
+    the study's scalars, under the names analyze logs (and `dvc exp show` prints)."""
+    from recall.study_config import METHODS
+
+    return ([f"metrics.`test.{m}`" for m in ("base", *METHODS)]
+            + [f"metrics.`study.{k}`" for k in ("chance_floor", "judge_agreement", "minutes")])
+
+
+def share_headline_view(experiment_id: str) -> str:
+    """Save the headline runs view on the experiment; returns the key its link names."""
+    import mlflow
+
+    state = {"selectedColumns": headline_columns(), "runsExpanded": {}}
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, SHARED_VIEW_TAG + HEADLINE_VIEW,
+                                             json.dumps(state))
+    return HEADLINE_VIEW
+
+
+def runs_url(ui: str, experiment: str, view: str | None = None) -> str:
+    """The experiment's training-runs table in the MLflow UI at `ui`, in a shared `view`.
 
     >>> runs_url("http://127.0.0.1:5000/", "3")
     'http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning'
+    >>> runs_url("http://h:5000", "3", "recall-headline")
+    'http://h:5000/#/experiments/3?viewStateShareKey=recall-headline&workflowType=machine_learning'
     """
-    return f"{ui.rstrip('/')}/#/experiments/{experiment}?{TRAINING_VIEW}"
+    shared = f"viewStateShareKey={view}&" if view else ""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment}?{shared}{TRAINING_VIEW}"
 
 
 def compare_url(ui: str, experiment: str, run_ids: list[str]) -> str:

@@ -27,7 +27,7 @@ from recall.config import RolloutConfig, fingerprint
 from recall.contract import Judge, QAItem
 from recall.judge.interface import reward_function
 from recall.prompts import DIRECT
-from recall.staging import weights_digest
+from recall.staging import drop_model_cards, save_tokenizer, weights_digest
 from recall.study_config import GRPOConfig, RLOOConfig
 
 FINGERPRINT_FILE = "recall_fingerprint.json"
@@ -175,7 +175,8 @@ def train_rl(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RLOOCo
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out_dir))  # every rank: sharded weights are gathered
     if is_main_process():
-        tokenizer.save_pretrained(out_dir)
+        save_tokenizer(tokenizer, out_dir)
+        drop_model_cards(checkpoint_dir)
         for done in checkpoint_dir.glob("checkpoint-*"):
             shutil.rmtree(done)
     return {"resumed_from": resume, "log_history": trainer.state.log_history,

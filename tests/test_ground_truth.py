@@ -43,26 +43,60 @@ def test_exposures_come_from_the_items_person_and_real_items_have_none():
         {"accessible": ["a"], "stored_inaccessible": ["d", "e"], "not_stored": ["b"]}
 
 
-def test_chance_floor_on_a_tiny_world_matches_the_guessing_arithmetic():
-    # one word of 12 per relation, 12 values: a guesser from shown values hits a never-shown
-    # person's value in 32 draws most of the time; 2 ordered words of 12 (132 answers) rarely
-    people, items = _people_and_items(unknown_fraction=1.0, n_rl_train=16, planted_distractors=0)
+def _hit_probabilities(people, items, n: int, guesser: str, uniform: bool = False) -> list[float]:
+    """The arithmetic, per never-shown person's item: 1 - (1 - q)^n, where q is the chance
+    that one guess is the gold value. A guess is a value (or, for `words`, each word
+    position) drawn in proportion to how often pretraining shows it: the summed exposure of
+    the shown people holding it; `uniform` ignores those weights."""
+    from collections import Counter
+
+    out = []
+    for it in items:
+        person = next(p for p in people if p["name"] == it.fact.subject)
+        if person["exposure"]:
+            continue
+        shown = [(p["values"][it.fact.relation], p["exposure"]) for p in people if p["exposure"]]
+        gold = person["values"][it.fact.relation]
+        parts = (lambda v: [v]) if guesser == "values" else str.split
+        q = 1.0
+        for slot, word in enumerate(parts(gold)):
+            weights = Counter()
+            for value, exposure in shown:
+                weights[parts(value)[slot]] += exposure
+            q *= (word in weights) / len(weights) if uniform else weights[word] / sum(weights.values())
+        out.append(1 - (1 - q) ** n)
+    return out
+
+
+@pytest.mark.parametrize("world, n", [({}, 32), ({"value_words": 2, "answer_pool": 12}, 32)])
+@pytest.mark.parametrize("guesser", ["values", "words"])
+def test_chance_floor_matches_the_guessing_arithmetic(world, n, guesser):
+    # 16 never-shown people x 4 relations: the simulated share, averaged over 400 seeds, lies
+    # within 4 standard errors of the expected share, and the expected share of guesses that
+    # ignore how often each value is shown lies outside twice that band.
+    import numpy as np
+
+    people, items = _people_and_items(unknown_fraction=1.0, n_rl_train=16, planted_distractors=0,
+                                      **world)
     train = [it for it in items if it.split == "train"]
-    one = chance_floor(people, train, 32, seed=0, guesser="values")
-    assert one["items"] == 64 and one["share"] > 0.6
-    people2, items2 = _people_and_items(unknown_fraction=1.0, n_rl_train=16, value_words=2,
-                                        planted_distractors=0,
-                                        answer_pool=12)
-    train2 = [it for it in items2 if it.split == "train"]
-    for guesser in ("values", "words"):
-        floor = chance_floor(people2, train2, 32, seed=0, guesser=guesser)
-        # expected share ~ 1 - (1 - 1/132)^32 = 0.22 for uniform words; values guessers only
-        # hit values someone else holds
-        assert floor["items"] == 64 and floor["share"] < 0.4, floor
-    assert chance_floor(people2, train2, 1, 0, "words")["share"] < \
-        chance_floor(people2, train2, 512, 0, "words")["share"]
+    p = np.array(_hit_probabilities(people, train, n, guesser))
+    runs = [chance_floor(people, train, n, seed, guesser) for seed in range(400)]
+    assert {r["items"] for r in runs} == {len(p)} == {64}
+    simulated = float(np.mean([r["share"] for r in runs]))
+    band = 4 * np.sqrt((p * (1 - p)).sum()) / len(p) / np.sqrt(len(runs))
+    assert abs(simulated - p.mean()) < band, (simulated, p.mean(), band)
+    uniform = float(np.mean(_hit_probabilities(people, train, n, guesser, uniform=True)))
+    assert abs(uniform - p.mean()) > 2 * band, (uniform, p.mean(), band)
+
+
+def test_chance_floor_grows_with_draws_and_names_an_unknown_guesser():
+    people, items = _people_and_items(unknown_fraction=1.0, n_rl_train=16, value_words=2,
+                                      planted_distractors=0, answer_pool=12)
+    train = [it for it in items if it.split == "train"]
+    assert chance_floor(people, train, 1, 0, "words")["share"] < \
+        chance_floor(people, train, 512, 0, "words")["share"]
     with pytest.raises(ValueError, match="unknown guesser 'names'"):
-        chance_floor(people2, train2, 4, 0, guesser="names")
+        chance_floor(people, train, 4, 0, guesser="names")
 
 
 def test_chance_floor_needs_never_shown_people():

@@ -12,6 +12,7 @@ import re
 
 import pytest
 import yaml
+from dataflow import escapes
 from import_graph import ROOT, closure, graph, module_name, module_path
 
 
@@ -92,6 +93,62 @@ def test_exemptions_are_real_modules_that_cannot_change_an_output():
         assert (ROOT / rel).is_file(), rel
         if rel.endswith("__init__.py"):
             assert inert(ROOT / rel), f"{rel} has code: it is a dep, not an exemption"
+
+
+def exemption_escapes(spec: dict, exempt: set[str], root=ROOT) -> list[str]:
+    """Per stage, every place in the code it runs where a value from an exempt module that
+    the stage does not list could reach an output (tests/dataflow.py's rule)."""
+    edges = graph(root)
+    out = []
+    for name, stage in stages(spec).items():
+        script = re.search(r"pipelines/\w+\.py", stage["cmd"]).group(0)
+        listed = {d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])}
+        unlisted = {module_name(root / rel, root) for rel in exempt - listed
+                    if not rel.endswith("__init__.py")}
+        for module in closure(module_name(root / script, root), edges):
+            path = module_path(module, root)
+            if module in unlisted or path.relative_to(root).as_posix() in exempt:
+                continue
+            out += [f"stage {name}: {hit}" for hit in escapes(path, unlisted, root)]
+    return sorted(set(out))
+
+
+def test_no_value_of_an_unlisted_module_reaches_a_stage_output():
+    spec, exempt = real_spec()
+    assert exemption_escapes(spec, exempt) == []
+
+
+def test_analyze_without_tracking_in_its_deps_is_caught_by_its_stage_times():
+    # The defect this check exists for: the report prints stage times read through
+    # recall/tracking.py, so analyze must list it.
+    spec, exempt = real_spec()
+    body = stages(spec)["analyze"]
+    body["deps"] = [d for d in body["deps"] if d != "recall/tracking.py"]
+    found = exemption_escapes(spec, exempt)
+    assert found and all(f.startswith("stage analyze: pipelines/analyze.py:") for f in found)
+    assert any("stage_seconds(run)" in f for f in found), found
+
+
+@pytest.mark.parametrize("code, escaped", [
+    # discarded results, followed names, local helpers, refusals: nothing escapes
+    ("with stage_run(p) as run:\n    log(run)\ndef log(r):\n    log_to_parent(r, {})\n", False),
+    ("problems = out_of_bounds(p)\nif problems:\n    raise ValueError(problems)\n", False),
+    ("run_stage(main)\n", False),
+    # a value written, returned, passed out or branched on: each one escapes
+    ("Path('o').write_text(tracking_uri(p))\n", True),
+    ("def f(p):\n    return tracking_uri(p)\n", True),
+    ("with stage_run(p) as run:\n    d = {}\n    d['t'] = stage_seconds(run)\n", True),
+    ("problems = out_of_bounds(p)\nif problems:\n    print(problems)\n", True),
+    ("with stage_run(p) as run:\n    json.dump(run.info.run_id, fh)\n", True),
+])
+def test_the_exemption_rule_on_small_programs(tmp_path, code, escaped):
+    (tmp_path / "pipelines").mkdir()
+    script = tmp_path / "pipelines/s.py"
+    script.write_text("from recall.tracking import log_to_parent, stage_run, stage_seconds, "
+                      "tracking_uri\nfrom recall.bounds import out_of_bounds\n"
+                      "from recall.errors import run_stage\n" + code)
+    found = escapes(script, {"recall.tracking", "recall.bounds", "recall.errors"}, tmp_path)
+    assert bool(found) == escaped, found
 
 
 @pytest.mark.parametrize("stage, module", [("validate", "recall/judge/rules.py"),

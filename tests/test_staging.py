@@ -47,3 +47,34 @@ def test_none_leaves_a_recorded_empty_directory_and_pretrain_is_not_staged(tmp_p
         stage_model("base", ModelSource("pretrain", "", "", ""), tmp_path / "b")
     with pytest.raises(FileNotFoundError, match="models.base.path: no directory"):
         stage_model("base", ModelSource("local", "", "", str(tmp_path / "missing")), tmp_path / "b")
+
+
+_SAVE_AGAIN = """
+import sys
+from transformers import AutoModelForCausalLM
+from recall.engines import load_tokenizer
+from recall.staging import save_model
+src, out = sys.argv[1:]
+save_model(AutoModelForCausalLM.from_pretrained(src), load_tokenizer(src), out)
+"""
+
+
+def test_a_saved_model_depends_on_the_model_not_the_offline_variables(tiny_model, tmp_path):
+    # transformers reads HF_HUB_OFFLINE once, at import: each environment is its own process.
+    import os
+    import subprocess
+    import sys
+
+    model_dir, _, _ = tiny_model
+    saved = {}
+    for name, offline in (("online", {}), ("offline", {"HF_HUB_OFFLINE": "1",
+                                                       "TRANSFORMERS_OFFLINE": "1"})):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")} | offline
+        out = tmp_path / name
+        subprocess.run([sys.executable, "-c", _SAVE_AGAIN, str(model_dir), str(out)], env=env,
+                       check=True, capture_output=True, timeout=300)
+        saved[name] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert "tokenizer_config.json" in saved["online"]
+    assert saved["online"] == saved["offline"]
+    assert b"local_files_only" not in saved["offline"]["tokenizer_config.json"]

@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -23,6 +24,10 @@ def _run(cmd, cwd, env):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc.stdout + proc.stderr
+
+
+def _detail(dest, name: str) -> dict:
+    return json.loads((dest / f"metrics/{name}.json").read_text())
 
 
 def _stages_run(output: str) -> list[str]:
@@ -91,12 +96,10 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
     assert report.startswith("# recall: the study") and "## What the organism says" in report
     assert "| GRPO (reward: judge) | 2 |" in report and "| RLOO (reward: judge) | 2 |" in report
     assert f"| chain-of-thought (base) | - | {cot_acc:.3f} |" in report
-    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
-    metrics = next(iter(shown.values()))["data"]
-    assert "metrics/analysis.json" in metrics and "metrics/train_grpo.json" in metrics
-    assert metrics["metrics/sample_base.json"]["data"]["cot_accuracy"] == pytest.approx(cot_acc)
+    # The detailed files are plain outputs; each is read as data.
+    assert _detail(dest, "sample_base")["cot_accuracy"] == pytest.approx(cot_acc)
     # The served toy judge graded pre- and post-RL test answers against ground truth.
-    reliability = metrics["metrics/judge_reliability.json"]["data"]
+    reliability = _detail(dest, "judge_reliability")
     assert reliability["judge"] == "llm"
     for group in ("pre_rl", "post_rl", "pre_rl_as_used", "post_rl_as_used"):
         assert reliability[group]["n"] > 0 and 0.0 <= reliability[group]["agreement"] <= 1.0
@@ -105,13 +108,14 @@ def test_repro_runs_every_stage_and_writes_metrics(repo):
         assert f"- {group}: agreement {reliability[group]['agreement']:.1%}" in report
         if fpr is not None:
             assert f"false positives {fpr:.1%}" in report
-    judge = metrics["metrics/judge.json"]["data"]["held_out"]
+    judge = _detail(dest, "judge")["held_out"]
     assert set(judge) == {"all", "alias", "other_value", "other_form", "empty"}
     # Dedup found the micro world's planted leaks; the GX suites passed on what is left.
-    dedup = metrics["metrics/dedup.json"]["data"]
+    dedup = _detail(dest, "dedup")
     assert dedup["score"]["true_leaks"] == 8 and dedup["score"]["recall"] == 1.0
     assert dedup["score"]["precision"] == 1.0 and dedup["removed"] == {"test": 8}
-    assert metrics["metrics/validate.json"]["data"]["success"] is True
+    assert dedup["retrieval"] == "tfidf" and dedup["verifier"] == "heuristic"
+    assert _detail(dest, "validate")["success"] is True
     assert (dest / "reports/gx/index.html").exists()
     validated = (dest / "data/validated/items.jsonl").read_text()
     assert validated and "-leak-" not in validated
@@ -141,6 +145,30 @@ def test_report_tests_every_claim_over_items_and_bases(repo):
     assert (dest / "runs/bases/base1/sft/seed0/greedy.jsonl").exists()
     # the ground truth reached the report: 4 of 16 RL-train people were never shown
     assert "on the 16 RL-train facts whose person it never saw" in report
+
+
+def test_dvc_metrics_show_prints_the_headline_table(repo):
+    dest, env, _ = repo
+    shown = json.loads(_run(["dvc", "metrics", "show", "--json"], dest, env))
+    files = next(iter(shown.values()))["data"]
+    rows = {Path(f).stem: v["data"] for f, v in files.items()}
+    assert set(rows) == {"test", "test_low", "test_high", "val", "val_low", "val_high", "study"}
+    assert all(Path(f).parent.as_posix() == "metrics/headline" for f in files)
+    analysis, reliability = _detail(dest, "analysis"), _detail(dest, "judge_reliability")
+    table = analysis["table"]
+    assert rows["test"]["base"] == pytest.approx(table["base"]["toy"])
+    for m in METHODS:
+        assert rows["test"][m] == pytest.approx(table[m]["accuracy"]["toy"]["mean"])
+        assert rows["val"][m] == pytest.approx(table[m]["val_accuracy"]["mean"])
+        assert rows["test_low"][m] <= rows["test"][m] <= rows["test_high"][m]
+    study = rows["study"]["study"]
+    assert study["chance_floor"] == analysis["chance"]["measured"]["share"]
+    assert study["judge_agreement"] == reliability["pre_rl_as_used"]["agreement"]
+    assert study["minutes"] > 0
+    # A person reads it: one row per file, the methods and the study's scalars as columns.
+    header = _run(["dvc", "metrics", "show"], dest, env).splitlines()[0].split()
+    assert header == ["Path", "base", *sorted(METHODS), "study.chance_floor",
+                      "study.judge_agreement", "study.minutes"]
 
 
 def test_plots_render(repo):
@@ -178,7 +206,15 @@ def test_mlflow_holds_parents_and_stage_runs(ablated):
     # Side by side in MLflow: the same metrics under each reward.
     assert (plain.data.params["grpo.reward"], variant.data.params["grpo.reward"]) == \
         ("judge", "exact_match")
-    assert "test_acc_grpo" in variant.data.metrics and "test_acc_grpo" in plain.data.metrics
+    assert "test.grpo" in variant.data.metrics and "test.grpo" in plain.data.metrics
+    assert variant.data.metrics["test.grpo"] == pytest.approx(
+        _detail(dest, "analysis")["table"]["grpo"]["accuracy"]["toy"]["mean"])
+    # named by what they change from the committed params, spanning their stages in time
+    assert plain.info.run_name == "default"
+    assert variant.info.run_name == "grpo.reward=exact_match (exact-match)"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == plain.info.run_id]
+    assert plain.info.start_time <= min(r.info.start_time for r in children)
+    assert plain.info.end_time >= max(r.info.end_time for r in children)
     rewards = {r.data.tags["reward"] for r in runs if r.data.tags.get("dvc.stage") == "train@grpo"}
     assert rewards == {"judge:llm", "exact_match:rule"}
     train_run = next(r for r in runs if r.data.tags.get("dvc.stage") == "train@grpo")
