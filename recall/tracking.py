@@ -228,10 +228,11 @@ def runs_url(ui: str, experiment: str, view: str | None = None) -> str:
     >>> runs_url("http://127.0.0.1:5000/", "3")
     'http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning'
     >>> runs_url("http://h:5000", "3", "recall-headline")
-    'http://h:5000/#/experiments/3?viewStateShareKey=recall-headline&workflowType=machine_learning'
+    'http://h:5000/#/experiments/3/runs?viewStateShareKey=recall-headline&workflowType=machine_learning'
     """
-    shared = f"viewStateShareKey={view}&" if view else ""
-    return f"{ui.rstrip('/')}/#/experiments/{experiment}?{shared}{TRAINING_VIEW}"
+    # 3.17 reads the share key on the runs tab's own route only (checked in chromium).
+    shared = f"/runs?viewStateShareKey={view}&" if view else "?"
+    return f"{ui.rstrip('/')}/#/experiments/{experiment}{shared}{TRAINING_VIEW}"
 
 
 def compare_url(ui: str, experiment: str, run_ids: list[str]) -> str:

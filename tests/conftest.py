@@ -70,6 +70,34 @@ def micro_params_dict() -> dict:
     return data
 
 
+def run_ok(cmd: list[str], cwd, env, timeout: int = 1800) -> str:
+    """Run a command of the project (dvc, a stage) and return its output; fail with its tail."""
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def micro_repo(tmp_path_factory):
+    """The toy micro study after one `dvc repro`, shared by every end-to-end test of the toy
+    profile (the suite's one toy pipeline run). Tests only read it, or work on `copy_micro`."""
+    dest = tmp_path_factory.mktemp("micro_repo")
+    env = copy_repo(dest, micro_params_dict())
+    return dest, env, run_ok(["dvc", "repro"], dest, env)
+
+
+def copy_micro(micro_repo, tmp_path_factory, name: str):
+    """A copy of the reproduced micro project (git, DVC cache, MLflow store and outputs)."""
+    import shutil
+
+    dest, env, _ = micro_repo
+    copy = tmp_path_factory.mktemp(name) / "repo"
+    shutil.copytree(dest, copy, symlinks=True)
+    return copy, env
+
+
 @pytest.fixture
 def micro_params():
     from recall.config import params_from_dict

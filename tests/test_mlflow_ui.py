@@ -43,7 +43,7 @@ def ui(micro_params, tmp_path, monkeypatch):
     for variant, acc in (("reward-judge", 0.4), ("reward-exact", 0.3)):
         monkeypatch.setenv("DVC_EXP_NAME", variant)
         with stage_run(micro_params, "analyze") as run:
-            log_to_parent(run, {"test_acc_grpo": acc})
+            log_to_parent(run, {"test.grpo": acc, "study.minutes": 12.5})
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": store}
     out = tmp_path / "ui.out"
@@ -68,8 +68,12 @@ def test_the_printed_links_open_on_training_runs_and_the_compare_view(ui, tmp_pa
     assert page.startswith("Runs - Experiment"), page[:300]
     # the two variants' parent runs (each with its stage run nested under it)
     assert "reward-judge" in page and "reward-exact" in page and "4 matching runs" in page
+    # the shared view's columns: the headline metrics with their values, not Dataset/Source
+    assert "viewStateShareKey=recall-headline" in runs
+    assert "test.grpo" in page and "study.minutes" in page and "12.5" in page, page[:2000]
+    assert "0.4" in page and "0.3" in page
     page = render_text(compare, tmp_path / "profile-b")
-    assert "Comparing 2 Runs from 1 Experiment" in page and "test_acc_grpo" in page
+    assert "Comparing 2 Runs from 1 Experiment" in page and "test.grpo" in page
 
 
 def test_without_the_link_parameter_mlflow_opens_on_the_genai_overview(ui, tmp_path):

@@ -2,7 +2,8 @@
 
 The launcher (recall/launcher.py) relaunches the stage on every rank; one optimizer step
 must still be `prompts_per_step * group_size` completions, and only the main process may
-open an MLflow run or write outputs.
+open an MLflow run or write outputs. It runs on a copy of the session's micro study
+(conftest.micro_repo): only the stage itself reruns (`dvc repro -s`), with 2 processes.
 """
 
 import json
@@ -11,19 +12,21 @@ import subprocess
 
 import mlflow
 import pytest
-from conftest import copy_repo, micro_params_dict
+import yaml
+from conftest import copy_micro
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_process_grpo_keeps_the_step_size_and_writes_once(tmp_path):
-    params = micro_params_dict()
+def test_two_process_grpo_keeps_the_step_size_and_writes_once(micro_repo, tmp_path_factory):
+    tmp_path, env = copy_micro(micro_repo, tmp_path_factory, "two_process")
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     params["compute"]["num_processes"] = 2
     # select_on last: choosing on val saves from one rank, which a sharded run cannot
     params["study"].update({"seeds": [0], "sample_seeds": [0], "select_on": "last"})
-    env = copy_repo(tmp_path, params)
-    proc = subprocess.run(["dvc", "repro", "train@grpo"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run(["dvc", "repro", "--single-item", "train@grpo"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=1800)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert "launching 2 training processes" in out and "torch.distributed.run" in out
@@ -40,8 +43,10 @@ def test_two_process_grpo_keeps_the_step_size_and_writes_once(tmp_path):
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["recall-toy"], output_format="list")
+    # the micro study's own train@grpo run and this one: one run more, not one per rank
     grpo_runs = [r for r in runs if r.data.tags.get("dvc.stage") == "train@grpo"]
-    assert len(grpo_runs) == 1 and grpo_runs[0].data.tags["world_size"] == "2"
+    assert len(grpo_runs) == 2
+    assert [r.data.tags.get("world_size") for r in grpo_runs].count("2") == 1
     assert sorted(p.name for p in (tmp_path / "models/grpo").iterdir()) == ["seed0"]
     greedy = (tmp_path / "runs/grpo/seed0/greedy.jsonl").read_text().splitlines()
     assert len(greedy) == len({json.loads(x)["id"] for x in greedy})  # written once, not twice

@@ -2,14 +2,13 @@
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
-from conftest import copy_repo, micro_params_dict
+from conftest import copy_micro, run_ok
 
 from recall.study_config import METHODS
 
@@ -21,9 +20,7 @@ STAGES = {"world", "split", "embedder", "dedup", "validate", "base_model", "judg
 
 
 def _run(cmd, cwd, env):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
-    return proc.stdout + proc.stderr
+    return run_ok(cmd, cwd, env, timeout=900)
 
 
 def _detail(dest, name: str) -> dict:
@@ -35,21 +32,15 @@ def _stages_run(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """The micro project after one `dvc repro`. Tests here only read it (or repro it to a
-    no-op); a test that changes the workspace takes a copy, so any order works."""
-    dest = tmp_path_factory.mktemp("repo")
-    env = copy_repo(dest, micro_params_dict())
-    first = _run(["dvc", "repro"], dest, env)
-    return dest, env, first
+def repo(micro_repo):
+    """The micro project after one `dvc repro` (the session's, conftest.micro_repo). Tests
+    here only read it (or repro it to a no-op); a test that changes the workspace takes a
+    copy, so any order works."""
+    return micro_repo
 
 
 def _copy(repo, tmp_path_factory, name: str):
-    """A copy of the reproduced project (git, DVC cache, MLflow store and outputs)."""
-    dest, env, _ = repo
-    copy = tmp_path_factory.mktemp(name) / "repo"
-    shutil.copytree(dest, copy, symlinks=True)
-    return copy, env
+    return copy_micro(repo, tmp_path_factory, name)
 
 
 @pytest.fixture(scope="module")
