@@ -81,11 +81,14 @@ def run_ok(cmd: list[str], cwd, env, timeout: int = 1800) -> str:
 
 @pytest.fixture(scope="session")
 def micro_repo(tmp_path_factory):
-    """The toy micro study after one `dvc repro`, shared by every end-to-end test of the toy
-    profile (the suite's one toy pipeline run). Tests only read it, or work on `copy_micro`."""
+    """The toy micro study reproduced as `make experiment` does it (the judge first, then
+    every other stage under one served judge), shared by every end-to-end test of the toy
+    profile: the suite's one toy pipeline run. Tests only read it, or work on `copy_micro`.
+    Returns (project, env, the two commands' output)."""
     dest = tmp_path_factory.mktemp("micro_repo")
     env = copy_repo(dest, micro_params_dict())
-    return dest, env, run_ok(["dvc", "repro"], dest, env)
+    out = run_ok(["dvc", "repro", "judge"], dest, env)
+    return dest, env, out + run_ok(["recall", "serve-judge", "--", "dvc", "repro"], dest, env)
 
 
 def copy_micro(micro_repo, tmp_path_factory, name: str):

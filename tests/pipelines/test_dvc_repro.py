@@ -49,8 +49,8 @@ def ablated(repo, tmp_path_factory):
     dest, env = _copy(repo, tmp_path_factory, "ablated")
     # --force-downstream: the micro judge may grade exactly like exact match, giving the same
     # weights, and the variant's MLflow parent still needs its own analysis.
-    out = _run(["dvc", "exp", "run", "--force-downstream", "-S", "grpo.reward=exact_match",
-                "-n", "exact-match"], dest, env)
+    out = _run(["recall", "serve-judge", "--", "dvc", "exp", "run", "--force-downstream", "-S",
+                "grpo.reward=exact_match", "-n", "exact-match"], dest, env)
     return dest, env, out
 
 
