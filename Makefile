@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make experiment   set up, then `dvc repro` the default (toy) study
 #   make test         set up, lint, then run the test suite (random order)
-#   make test-fast    the suite without `slow` tests (under 5 minutes on 2 CPU cores)
+#   make test-fast    the suite without `slow` tests (under 2 minutes on 2 CPU cores)
 SHELL := /bin/bash
 VENV := $(CURDIR)/.venv/bin
 # No network at run time: every model and dataset is local, and nothing phones home.
@@ -21,8 +21,9 @@ experiment: setup
 lint: setup
 	ruff check .
 
+# --durations: every run prints its ten slowest tests, the suite's time budget at a glance
 test: setup lint
-	python -m pytest
+	python -m pytest --durations=10
 
 test-fast: setup lint
 	python -m pytest -m "not slow and not gpu"
