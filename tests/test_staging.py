@@ -60,28 +60,20 @@ save_model(AutoModelForCausalLM.from_pretrained(src), load_tokenizer(src), out)
 
 
 def test_a_saved_model_depends_on_the_model_not_the_offline_variables(tiny_model, tmp_path):
-    # transformers reads HF_HUB_OFFLINE once, at import: this process saves offline (the
-    # suite's setting, conftest), a fresh one without the offline variables.
+    # transformers reads HF_HUB_OFFLINE once, at import: each environment is a fresh process
+    # running the same code, so only the variables differ.
     import os
     import subprocess
     import sys
 
-    from huggingface_hub import constants
-    from transformers import AutoModelForCausalLM
-
-    from recall.engines import load_tokenizer
-    from recall.staging import save_model
-
     model_dir, _, _ = tiny_model
-    assert constants.HF_HUB_OFFLINE
-    save_model(AutoModelForCausalLM.from_pretrained(model_dir), load_tokenizer(model_dir),
-               tmp_path / "offline")
-    online = {k: v for k, v in os.environ.items()
-              if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    subprocess.run([sys.executable, "-c", _SAVE_AGAIN, str(model_dir), str(tmp_path / "online")],
-                   env=online, check=True, capture_output=True, timeout=300)
-    saved = {name: {p.name: p.read_bytes() for p in sorted((tmp_path / name).iterdir())}
-             for name in ("online", "offline")}
+    bare = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    saved = {}
+    for name, env in (("online", bare),
+                      ("offline", {**bare, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})):
+        subprocess.run([sys.executable, "-c", _SAVE_AGAIN, str(model_dir), str(tmp_path / name)],
+                       env=env, check=True, capture_output=True, timeout=300)
+        saved[name] = {p.name: p.read_bytes() for p in sorted((tmp_path / name).iterdir())}
     assert "tokenizer_config.json" in saved["online"]
     assert saved["online"] == saved["offline"]
     assert b"local_files_only" not in saved["offline"]["tokenizer_config.json"]
