@@ -104,7 +104,10 @@ def committed_params() -> Params | None:
 
     from recall.config import params_from_dict
 
-    shown = subprocess.run(["git", "show", "HEAD:params.yaml"], capture_output=True, text=True)
+    try:
+        shown = subprocess.run(["git", "show", "HEAD:params.yaml"], capture_output=True, text=True)
+    except OSError:  # no git in this image: as outside a checkout (environment.git_commit)
+        return None
     if shown.returncode != 0:
         return None
     try:

@@ -39,14 +39,10 @@ def repo(micro_repo):
     return micro_repo
 
 
-def _copy(repo, tmp_path_factory, name: str):
-    return copy_micro(repo, tmp_path_factory, name)
-
-
 @pytest.fixture(scope="module")
 def ablated(repo, tmp_path_factory):
     """A copy of the project with the reward ablation run as a `dvc exp run` variant."""
-    dest, env = _copy(repo, tmp_path_factory, "ablated")
+    dest, env = copy_micro(repo, tmp_path_factory, "ablated")
     # --force-downstream: the micro judge may grade exactly like exact match, giving the same
     # weights, and the variant's MLflow parent still needs its own analysis.
     out = _run(["recall", "serve-judge", "--", "dvc", "exp", "run", "--force-downstream", "-S",
@@ -216,7 +212,7 @@ def test_mlflow_holds_parents_and_stage_runs(ablated):
 def test_validate_stops_repro_when_test_is_not_deduplicated(repo, tmp_path_factory):
     # On a copy: it leaves the workspace mid-pipeline. Dedup told to clean val only leaves
     # the planted test leaks in place; validate checks every non-training split anyway.
-    dest, env = _copy(repo, tmp_path_factory, "leaky")
+    dest, env = copy_micro(repo, tmp_path_factory, "leaky")
     params = yaml.safe_load((dest / "params.yaml").read_text())
     params["dedup"]["targets"] = ["val"]
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
