@@ -16,13 +16,15 @@ import argparse
 from pathlib import Path
 
 from recall.analysis import correct_counts
+from recall.compute import is_main_process
 from recall.config import load_params
 from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.ground_truth import fact_exposures, labels_for, read_people, stored_split
 from recall.judge.factory import open_judge
+from recall.launcher import relaunch_if_needed
 from recall.study import OutputDirs, attribution_config, attribution_subsets, matched_subsets, run_seed
-from recall.tracking import stage_run
+from recall.tracking import rank_stage_run
 
 
 def _truth_groups(world: Path, train, items, access) -> dict[str, list]:
@@ -46,10 +48,12 @@ def main() -> None:
     ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
+    relaunch_if_needed(params, __file__)
     cfg = params.attribution
 
-    with stage_run(params, "attribution"), \
-            open_judge(params.judge, on_unreachable="none") as judge:
+    # Every rank trains; the main process alone evaluates, logs and writes (run_seed).
+    with rank_stage_run(params, "attribution"), \
+            open_judge(params.judge, "none", params.compute) as judge:
         import mlflow
 
         items = read_items(args.items)
@@ -71,14 +75,16 @@ def main() -> None:
                 summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
                                    f"attribution/{name}", seed, out_dirs.sub(name), cfg=grpo,
                                    dynamics=False, sample=False)
-                summary.pop("dynamics")
-                out["partitions"].setdefault(name, {})[f"seed{seed}"] = summary
-                mlflow.log_metric(f"{name}_seed{seed}_test_acc",
-                                  summary["greedy_accuracy"]["test"])
+                if is_main_process():
+                    summary.pop("dynamics")
+                    out["partitions"].setdefault(name, {})[f"seed{seed}"] = summary
+                    mlflow.log_metric(f"{name}_seed{seed}_test_acc",
+                                      summary["greedy_accuracy"]["test"])
         out["available"] = {name: sum(lo <= access[it.id] <= hi for it in train)
                             for name, (lo, hi) in cfg.partitions.items()}
         out["available"].update({name: len(group) for name, group in truth.items()})
-        write_json(args.metrics, out)
+        if is_main_process():
+            write_json(args.metrics, out)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recall.compute import resolve
+from recall.compute import is_main_process, resolve
 from recall.config import load_params
 from recall.contract import read_items, write_json, write_jsonl
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
+from recall.launcher import relaunch_if_needed
 from recall.pretraining import pretrain_on_world
 from recall.sampling import accuracy_by_split
 from recall.study import OutputDirs, evaluate_policy, run_seed
-from recall.tracking import stage_run
+from recall.tracking import rank_stage_run
 
 
 def main() -> None:
@@ -35,11 +36,13 @@ def main() -> None:
     ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
+    relaunch_if_needed(params, __file__)
     seed = params.study.seeds[0]
+    main_process = is_main_process()
 
-    with stage_run(params, "bases"), open_judge(params.judge, on_unreachable="none") as judge:
-        import mlflow
-
+    # Every rank pretrains and trains; the main process alone evaluates, logs and writes.
+    with rank_stage_run(params, "bases"), \
+            open_judge(params.judge, "none", params.compute) as judge:
         items = read_items(args.items)
         train = [it for it in items if it.split == "train"]
         for d in (args.models, args.runs, args.checkpoints):
@@ -49,23 +52,37 @@ def main() -> None:
             base_dir = args.models / f"base{s}" / "base"
             stats = pretrain_on_world(args.world, params.pretrain, s, resolve(params.compute),
                                       base_dir)
-            greedy, _ = evaluate_policy(base_dir, items, judge, params, s, f"bases/base{s}/base",
-                                        sample=False)
-            write_jsonl(args.runs / f"base{s}" / "base" / "greedy.jsonl", greedy)
-            row = {"pretrain_final_loss": stats["final_loss"],
-                   "base": accuracy_by_split(greedy)}
+            row = _base_row(base_dir, items, judge, params, s, stats, args.runs) \
+                if main_process else {}
             for method in params.bases.methods:
                 dirs = OutputDirs(args.models / f"base{s}" / method, args.runs / f"base{s}" / method,
                                   args.checkpoints / f"base{s}" / method)
                 summary = run_seed(method, params, base_dir, train, items, {}, judge,
                                    f"bases/base{s}/{method}", seed, dirs, dynamics=False,
                                    sample=False)
-                summary.pop("dynamics")
-                row[method] = summary
-                mlflow.log_metric(f"base{s}_{method}_test_acc", summary["greedy_accuracy"]["test"])
-            mlflow.log_metric(f"base{s}_test_acc", row["base"]["test"])
+                if main_process:
+                    summary.pop("dynamics")
+                    row[method] = summary
+                    _log(f"base{s}_{method}_test_acc", summary["greedy_accuracy"]["test"])
             out[f"base{s}"] = row
-        write_json(args.metrics, out)
+        if main_process:
+            write_json(args.metrics, out)
+
+
+def _base_row(base_dir: Path, items, judge, params, s: int, stats: dict, runs: Path) -> dict:
+    """The pretrained base's greedy answers (written) and its row of metrics/bases.json."""
+    greedy, _ = evaluate_policy(base_dir, items, judge, params, s, f"bases/base{s}/base",
+                                sample=False)
+    write_jsonl(runs / f"base{s}" / "base" / "greedy.jsonl", greedy)
+    row = {"pretrain_final_loss": stats["final_loss"], "base": accuracy_by_split(greedy)}
+    _log(f"base{s}_test_acc", row["base"]["test"])
+    return row
+
+
+def _log(key: str, value: float) -> None:
+    import mlflow
+
+    mlflow.log_metric(key, value)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def main() -> None:
         items = read_items(args.items)
         cfg = params.dedup
         questions = [it.question for it in items if it.split in cfg.targets + cfg.references]
-        with open_verifier(cfg, params.judge, questions) as verifier:
+        with open_verifier(cfg, params.judge, questions, params.compute) as verifier:
             kept, report, summary = deduplicate(items, cfg, verifier)
         removed = {it.id for it in items} - {it.id for it in kept}
         truth = score(items, removed, cfg)

@@ -63,7 +63,7 @@ def main() -> None:
                             resolve(params.compute))
         bare = dataclasses.replace(params.judge, backend="llm", prompt="toy", fast_path=False,
                                    cache="")
-        with serve_judge(str(args.out)) as base_url:
+        with serve_judge(str(args.out), compute=params.compute) as base_url:
             judge = LLMJudge(bare, base_url, str(args.out))
             report = reliability_by_kind(judge, held_out)
         summary = {**stats, "held_out": report}

@@ -51,10 +51,10 @@ def main() -> None:
         capped = {g: _cap(pairs, args.max_pairs) for g, pairs in groups.items()}
         bare = dataclasses.replace(params.judge, fast_path=False, require_core_words=False,
                                    cache="")
-        with open_judge(bare) as judge:
+        with open_judge(bare, compute=params.compute) as judge:
             report = reliability(judge, capped)
         used = dataclasses.replace(params.judge, cache="")
-        with open_judge(used) as used_judge:
+        with open_judge(used, compute=params.compute) as used_judge:
             report.update({f"{g}_as_used": r for g, r in reliability(used_judge, groups).items()})
         report = {"judge": judge.name, **report}
         write_json(args.metrics, report)

@@ -41,7 +41,7 @@ def main() -> None:
     model_dir, out = args.model_dir, args.runs
 
     # Evaluation: an unreachable LLM judge is an error here, never a score of 0.
-    with stage_run(params, f"sample@{args.model}"), open_judge(params.judge) as judge:
+    with stage_run(params, f"sample@{args.model}"), open_judge(params.judge, compute=params.compute) as judge:
         import mlflow
 
         items = read_items(args.items)

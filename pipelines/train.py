@@ -15,9 +15,7 @@ the MLflow run, evaluates and writes files.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import sys
 from pathlib import Path
 
 from recall.compute import is_main_process, world_size
@@ -26,10 +24,10 @@ from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.ground_truth import fact_exposures, read_people, stored_items
 from recall.judge.factory import open_judge
-from recall.launcher import needs_launch, relaunch
+from recall.launcher import relaunch_if_needed
 from recall.study import OutputDirs, reward_judge, run_seed
 from recall.study_config import METHODS, RL_METHODS
-from recall.tracking import log_to_parent, stage_run
+from recall.tracking import log_to_parent, rank_stage_run
 
 
 def main() -> None:
@@ -48,15 +46,14 @@ def main() -> None:
     ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
-    if needs_launch(params.compute):
-        sys.exit(relaunch(params, [__file__, *sys.argv[1:]]))
+    relaunch_if_needed(params, __file__)
     method = args.method
     main_process = is_main_process()
 
     # The judge grades rewards and evaluations alike; a missing verdict stops evaluation
     # (recall.study) and, above judge.max_failure_rate, RL training: never a silent 0.
-    with (stage_run(params, f"train@{method}") if main_process else contextlib.nullcontext()) \
-            as run, open_judge(params.judge, on_unreachable="none") as judge:
+    with rank_stage_run(params, f"train@{method}") as run, \
+            open_judge(params.judge, "none", params.compute) as judge:
         items = read_items(args.items)
         train = [it for it in items if it.split == "train"]
         cfg = getattr(params, method)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recall.compute import is_main_process
 from recall.config import load_params
 from recall.contract import read_items, write_json
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
+from recall.launcher import relaunch_if_needed
 from recall.study import OutputDirs, run_seed, transfer_items
-from recall.tracking import stage_run
+from recall.tracking import rank_stage_run
 
 
 def main() -> None:
@@ -31,10 +33,12 @@ def main() -> None:
     ap.add_argument("--metrics", type=Path, required=True)
     args = ap.parse_args()
     params = load_params(args.params)
+    relaunch_if_needed(params, __file__)
     cfg = params.transfer
 
-    with stage_run(params, "transfer"), \
-            open_judge(params.judge, on_unreachable="none") as judge:
+    # Every rank trains; the main process alone evaluates, logs and writes (run_seed).
+    with rank_stage_run(params, "transfer"), \
+            open_judge(params.judge, "none", params.compute) as judge:
         import mlflow
 
         items = read_items(args.items)
@@ -46,10 +50,12 @@ def main() -> None:
             summary = run_seed("grpo", params, args.base, train, items, {}, judge, "transfer",
                                seed, OutputDirs(args.models, args.runs, args.checkpoints),
                                dynamics=False, sample=False)
-            summary.pop("dynamics")
-            out["seeds"][f"seed{seed}"] = summary
-            mlflow.log_metric(f"seed{seed}_test_acc", summary["greedy_accuracy"]["test"])
-        write_json(args.metrics, out)
+            if is_main_process():
+                summary.pop("dynamics")
+                out["seeds"][f"seed{seed}"] = summary
+                mlflow.log_metric(f"seed{seed}_test_acc", summary["greedy_accuracy"]["test"])
+        if is_main_process():
+            write_json(args.metrics, out)
 
 
 if __name__ == "__main__":

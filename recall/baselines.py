@@ -15,13 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from recall.compute import Resolved, is_main_process, load_model, per_device, trainer_kwargs
+from recall.compute import (
+    Resolved,
+    is_main_process,
+    load_model,
+    per_device,
+    trainer_kwargs,
+    weights_on_every_rank,
+)
 from recall.config import RolloutConfig
 from recall.contract import Judge, QAItem, SampleRecord
 from recall.judge.rules import normalize_answer
 from recall.metrics import majority_vote
 from recall.prompts import DIRECT, has_chat_template
-from recall.sampling import rollout_settings, sample_items
+from recall.sampling import rollout_settings
 from recall.staging import save_model, save_tokenizer
 from recall.study_config import DPOConfig, RFTConfig, SFTConfig
 
@@ -98,7 +105,10 @@ def _common_args(cfg_lr: float, epochs: int, batch_size: int, output_dir: Path, 
     return dict(output_dir=str(output_dir), learning_rate=cfg_lr, num_train_epochs=epochs,
                 per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation,
                 lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
-                **trainer_kwargs(compute, seed, report_to), disable_tqdm=False)
+                **trainer_kwargs(compute, seed, report_to), disable_tqdm=False,
+                # Saved only to choose on val (recall.evaluation): weights alone, the
+                # latest one (the best so far lives on as hard links).
+                save_only_model=True, save_total_limit=1)
 
 
 def sft_examples(pairs: Sequence[tuple[QAItem, str]], tokenizer):
@@ -143,7 +153,8 @@ def run_sft(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str,
                         callbacks=callbacks)
     _save(trainer, tokenizer, out_dir)
     return {"items": len(kept), "steps": trainer.state.global_step,
-            "log_history": trainer.state.log_history}
+            "log_history": trainer.state.log_history,
+            "rank_weights": weights_on_every_rank(trainer.model)}
 
 
 def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
@@ -172,7 +183,8 @@ def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str,
     trainer.train()
     _save(trainer, tokenizer, out_dir)
     return {"items": len(pairs), "chosen_from_gold": sum(p.chosen_from == "gold" for p in pairs),
-            "steps": trainer.state.global_step, "log_history": trainer.state.log_history}
+            "steps": trainer.state.global_step, "log_history": trainer.state.log_history,
+            "rank_weights": weights_on_every_rank(trainer.model)}
 
 
 def accepted_samples(records: Sequence[SampleRecord],
@@ -192,27 +204,34 @@ def accepted_samples(records: Sequence[SampleRecord],
 
 def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConfig,
             rollout: RolloutConfig, out_dir: Path, seed: int, compute: Resolved,
-            on_round: Callable[[int, object, object], None] | None = None) -> dict:
+            on_round: Callable[[int, object, object, Callable], None] | None = None,
+            max_batch_tokens: int = 131072) -> dict:
     """Online rejection-sampling fine-tuning: `cfg.rounds` times, sample
     `cfg.samples_per_item` completions per item from the latest model (rollout settings),
-    judge them, and fine-tune on the distinct correct ones. `on_round(r, model, tokenizer)`
-    runs after each round (the training-dynamics evaluation)."""
-    from recall.engines import TransformersEngine, load_tokenizer
+    judge them, and fine-tune on the distinct correct ones.
 
+    The model samples where it trains: on this rank's device, with real weights on every
+    rank. Each rank samples its share of the items; the main process judges them all and
+    every rank fine-tunes on the accepted set it broadcasts, so no rank can take a branch
+    the others do not. `on_round(r, model, tokenizer, save)` runs after each round on every
+    rank (the training-dynamics evaluation); `save(path)` saves the current model from
+    every rank together."""
+    from recall.compute import from_main, gather_to_main, process_group
+    from recall.engines import load_tokenizer
+
+    process_group(compute)  # the ranks agree on round 1's samples before any trainer exists
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, compute)
+    model = load_model(model_dir, compute, on_device=True)
     rounds, trainer = [], None
     for r in range(1, cfg.rounds + 1):
-        model.eval()
-        engine = TransformersEngine.from_model(model, tokenizer)
-        records, unjudged = sample_items(engine, judge, items,
-                                         rollout_settings(rollout, cfg.samples_per_item,
-                                                          seed * 1000 + r), "rft")
-        if unjudged:
-            raise RuntimeError(f"RFT round {r}: the judge gave no verdict on {unjudged} samples")
-        accepted = accepted_samples(records, items)
+        accepted = from_main(_accepted_this_round(model, tokenizer, items, judge, rollout, cfg,
+                                                  seed * 1000 + r, max_batch_tokens))
+        # What each rank is about to train on, as the main process sees it (one digest
+        # per rank): a rank on another set would silently train another model.
+        held = gather_to_main(_digest([(it.id, c) for it, c in accepted]))
         rounds.append({"round": r, "accepted": len(accepted),
-                       "items_with_correct": len({it.id for it, _ in accepted})})
+                       "items_with_correct": len({it.id for it, _ in accepted}),
+                       "accepted_by_rank": held})
         if accepted:  # a round with nothing correct leaves the model as it was
             model.train()
             trainer = train_sft(model, tokenizer, accepted, cfg.learning_rate,
@@ -220,9 +239,37 @@ def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConf
                                 compute, what="rft")
             model = trainer.model
         if on_round is not None:
-            on_round(r, model, tokenizer)
+            on_round(r, model, tokenizer,
+                     lambda path, t=trainer, m=model: _save(t, tokenizer, Path(path), m))
     _save(trainer, tokenizer, out_dir, model)
-    return {"items": len(items), "rounds": rounds}
+    return {"items": len(items), "rounds": rounds, "rank_weights": weights_on_every_rank(model)}
+
+
+def _digest(obj) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
+
+
+def _accepted_this_round(model, tokenizer, items: Sequence[QAItem], judge: Judge,
+                         rollout: RolloutConfig, cfg: RFTConfig, seed: int,
+                         max_batch_tokens: int) -> list[tuple[QAItem, str]] | None:
+    """One round's accepted samples on the main process (None on the others): every rank
+    samples its share, the main process judges the gathered completions."""
+    from recall.evaluation import eval_mode, grading_alone, policy_completions
+    from recall.sampling import judged_records
+
+    settings = rollout_settings(rollout, cfg.samples_per_item, seed)
+    with eval_mode(model):
+        raw, _ = policy_completions(model, tokenizer, items, settings, max_batch_tokens)
+    if raw is None:
+        return None
+    with grading_alone(judge):
+        records, unjudged = judged_records(judge, items, raw, settings, "rft")
+    if unjudged:
+        raise RuntimeError(f"RFT: the judge gave no verdict on {unjudged} samples")
+    return accepted_samples(records, items)
 
 
 def _save(trainer, tokenizer, out_dir: Path, model=None) -> None:

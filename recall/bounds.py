@@ -28,6 +28,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "ComputeConfig.num_processes": POSITIVE, "ComputeConfig.num_machines": POSITIVE,
     "ComputeConfig.tensor_parallel_size": POSITIVE, "ComputeConfig.data_parallel_size": POSITIVE,
     "ComputeConfig.gpu_memory_utilization": (0.05, 1.0), "ComputeConfig.max_model_len": POSITIVE,
+    "ComputeConfig.gpu_memory_gib": (1e-3, INF),
+    "EngineShare.gpu_memory_utilization": (0.05, 1.0), "EngineShare.tensor_parallel_size": POSITIVE,
     "WorldConfig.n_instruction": POSITIVE, "WorldConfig.n_rl_train": POSITIVE,
     "WorldConfig.n_val": POSITIVE, "WorldConfig.n_test": POSITIVE,
     "WorldConfig.unknown_fraction": SHARE, "WorldConfig.values_per_relation": (2, INF),
@@ -50,7 +52,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "RolloutConfig.temperature": (0.0, 10.0), "RolloutConfig.top_p": (1e-6, 1.0),
     "RolloutConfig.top_k": (-1, INF), "RolloutConfig.max_tokens": POSITIVE,
     "SamplingConfig.n_samples": POSITIVE,
-    "SamplingConfig.pass_k_samples": POSITIVE, "SamplingConfig.max_batch_sequences": POSITIVE,
+    "SamplingConfig.pass_k_samples": POSITIVE, "SamplingConfig.max_batch_tokens": POSITIVE,
     "RLOOConfig.learning_rate": RATE, "RLOOConfig.prompts_per_step": POSITIVE,
     "RLOOConfig.group_size": (2, INF),  # a group of one has no baseline: zero advantage
     "RLOOConfig.epochs": POSITIVE, "RLOOConfig.beta": (0.0, INF), "RLOOConfig.epsilon": (0.0, 1.0),

@@ -118,7 +118,8 @@ def _serve_judge(args) -> int:
         print("recall serve-judge: name the command to run, e.g. `recall serve-judge -- dvc "
               "repro`", file=sys.stderr)
         return 2
-    return run_with_judge(load_params(args.params).judge, cmd)
+    params = load_params(args.params)
+    return run_with_judge(params.judge, cmd, params.compute)
 
 
 def _ui(args) -> int:

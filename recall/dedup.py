@@ -236,8 +236,10 @@ class NoVerifier:
 
 
 @contextlib.contextmanager
-def open_verifier(cfg: DedupConfig, judge: JudgeConfig, questions: Sequence[str]) -> Iterator:
-    """The configured verifier; for `llm`, the judge server (served here if no base_url)."""
+def open_verifier(cfg: DedupConfig, judge: JudgeConfig, questions: Sequence[str],
+                  compute=None) -> Iterator:
+    """The configured verifier; for `llm`, the judge server (served here if no base_url, on
+    the GPUs as `compute`, the params' ComputeConfig, says)."""
     if cfg.verifier == "none":
         yield NoVerifier()
     elif cfg.verifier == "heuristic":
@@ -247,7 +249,7 @@ def open_verifier(cfg: DedupConfig, judge: JudgeConfig, questions: Sequence[str]
     else:
         from recall.judge.server import serve_judge
 
-        with serve_judge(judge.model) as base_url:
+        with serve_judge(judge.model, compute=compute) as base_url:
             yield LLMVerifier(judge, base_url, judge.model)
 
 

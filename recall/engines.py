@@ -47,20 +47,50 @@ class _Closing:
 class TransformersEngine(_Closing):
     name = "transformers"
 
-    def __init__(self, model_dir: str, max_sequences: int = 4096, compute=None):
+    def __init__(self, model_dir: str, max_batch_tokens: int = 131072, compute=None):
         """`compute`: a `recall.compute.Resolved` (device and bf16); None is fp32 on CPU."""
         self.tokenizer = load_tokenizer(model_dir)
         device = compute.device if compute is not None else "cpu"
         dtype = torch.bfloat16 if compute is not None and compute.bf16 else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
-        self.max_sequences = max_sequences  # prompts x n per generate call bounds the KV cache
+        self.max_batch_tokens = max_batch_tokens
+        self.longest_prompt: int | None = None  # see `from_model`
+        self.synced = False
+        self.no_grad = torch.inference_mode
 
     @classmethod
-    def from_model(cls, model, tokenizer, max_sequences: int = 4096) -> "TransformersEngine":
-        """An engine over an in-memory model, e.g. the policy during training."""
+    def from_model(cls, model, tokenizer, max_batch_tokens: int = 131072,
+                   longest_prompt: int | None = None) -> "TransformersEngine":
+        """An engine over an in-memory model, e.g. the policy during training.
+
+        Among several training processes the model may be sharded (FSDP), so every forward
+        pass is a collective: `longest_prompt` (over every rank's prompts) makes every rank
+        cut its equal share into the same number of batches, and `synced_gpus` keeps ranks
+        decoding until the last one is done. Plain `no_grad`, not `inference_mode`: FSDP2's
+        all-gathered parameters break under inference mode (pytorch#197327)."""
+        import torch.distributed as dist
+
         engine = cls.__new__(cls)
-        engine.model, engine.tokenizer, engine.max_sequences = model, tokenizer, max_sequences
+        engine.model, engine.tokenizer = model, tokenizer
+        engine.max_batch_tokens, engine.longest_prompt = max_batch_tokens, longest_prompt
+        engine.synced = dist.is_available() and dist.is_initialized() \
+            and dist.get_world_size() > 1
+        engine.no_grad = torch.no_grad
         return engine
+
+    def prompt_tokens(self, prompts: Sequence[str]) -> int:
+        """The longest of `prompts` in tokens, as `_generate_chunk` encodes them."""
+        if not prompts:
+            return 0
+        enc = self.tokenizer(list(prompts), add_special_tokens=not has_chat_template(self.tokenizer))
+        return max(len(ids) for ids in enc["input_ids"])
+
+    def prompts_per_call(self, prompts: Sequence[str], s: SamplingSettings) -> int:
+        """Prompts per `generate` call, so that prompts x n sequences x (longest prompt +
+        max_tokens) stays within `max_batch_tokens`: what bounds the KV cache and the
+        prefill's activations (a fixed sequence count would not, for long chat prompts)."""
+        longest = self.longest_prompt or self.prompt_tokens(prompts)
+        return max(1, self.max_batch_tokens // (s.n * (longest + s.max_tokens)))
 
     def _shared_prefix(self, enc, n: int) -> dict:
         """Inputs for n samples per prompt with each prompt's KV cache computed once.
@@ -77,8 +107,11 @@ class TransformersEngine(_Closing):
         # Left padding: positions count from each prompt's first real token, as generate does.
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
+        # logits_to_keep=1: the prefix's logits are never read; all of them would be
+        # batch x prompt x vocab floats (about 20 GB at 32k tokens of a 152k vocabulary).
         self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
-                   position_ids=positions[:, :-1], past_key_values=cache, use_cache=True)
+                   position_ids=positions[:, :-1], past_key_values=cache, use_cache=True,
+                   logits_to_keep=1)
         cache.batch_repeat_interleave(n)
         return {"input_ids": ids.repeat_interleave(n, dim=0),
                 "attention_mask": mask.repeat_interleave(n, dim=0), "past_key_values": cache}
@@ -91,7 +124,9 @@ class TransformersEngine(_Closing):
         sample = s.temperature > 0
         kwargs = dict(do_sample=True, temperature=s.temperature, top_p=s.top_p,
                       top_k=0 if s.top_k < 0 else s.top_k) if sample else dict(do_sample=False)
-        with torch.inference_mode():
+        if self.synced:
+            kwargs["synced_gpus"] = True
+        with self.no_grad():
             inputs = (self._shared_prefix(enc, s.n) if s.n > 1 and enc["input_ids"].shape[1] > 1
                       else {**enc, "num_return_sequences": s.n})
             out = self.model.generate(
@@ -106,7 +141,7 @@ class TransformersEngine(_Closing):
 
     def generate(self, prompts: Sequence[str], settings: SamplingSettings) -> list[list[str]]:
         torch.manual_seed(settings.seed)
-        step = max(1, self.max_sequences // settings.n)
+        step = self.prompts_per_call(prompts, settings)
         out: list[list[str]] = []
         for start in tqdm(range(0, len(prompts), step), desc=f"transformers n={settings.n}",
                           unit="batch", disable=len(prompts) <= step):
@@ -166,13 +201,13 @@ class VLLMEngine(_Closing):
         return [[o.text.strip() for o in r.outputs] for r in results]
 
 
-def make_engine(kind: str, model_dir: str, seed: int = 0, max_batch_sequences: int = 4096,
+def make_engine(kind: str, model_dir: str, seed: int = 0, max_batch_tokens: int = 131072,
                 compute=None, options=None):
     """The `sampling.engine` for `model_dir`; `compute`/`options` as in the engines."""
     if kind == "vllm":
         return VLLMEngine(model_dir, seed=seed, compute=compute, options=options)
     if kind == "transformers":
-        return TransformersEngine(model_dir, max_sequences=max_batch_sequences, compute=compute)
+        return TransformersEngine(model_dir, max_batch_tokens=max_batch_tokens, compute=compute)
     raise ValueError(f"sampling.engine: expected 'vllm' or 'transformers', got {kind!r}")
 
 
@@ -181,5 +216,64 @@ def engine_for(params, model_dir) -> object:
     from recall.compute import resolve
 
     return make_engine(params.sampling.engine, str(model_dir), seed=params.experiment.seed,
-                       max_batch_sequences=params.sampling.max_batch_sequences,
+                       max_batch_tokens=params.sampling.max_batch_tokens,
                        compute=resolve(params.compute), options=params.compute)
+
+
+# What a training rank's environment says about its process group and TRL's engine. A fresh
+# evaluation process must see none of it: vLLM would join the trainers' group, or run its
+# engine in-process (TRL sets VLLM_ENABLE_V1_MULTIPROCESSING=0 for its colocated engine).
+_TRAINING_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",
+                 "ROLE_RANK", "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE", "MASTER_ADDR",
+                 "MASTER_PORT", "TORCHELASTIC_RUN_ID", "VLLM_ENABLE_V1_MULTIPROCESSING")
+
+
+def completions(params, model_dir, jobs: Sequence[tuple[Sequence, SamplingSettings]]
+                ) -> list[list[list[str]]]:
+    """Raw completions for each (items, settings) job from `model_dir` through the run's one
+    evaluation engine (`engine_for`).
+
+    vLLM runs in a fresh process (`python -m recall.engines`), started after the trainer
+    has let go of the model: never in a training process, where TRL's colocated engine and
+    the ranks' process group would be shared with it. The transformers engine runs here."""
+    from recall.sampling import raw_completions
+
+    if params.sampling.engine != "vllm":
+        with engine_for(params, model_dir) as engine:
+            return [raw_completions(engine, items, settings) for items, settings in jobs]
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        job, out = Path(tmp) / "jobs.pkl", Path(tmp) / "completions.pkl"
+        job.write_bytes(pickle.dumps((params, str(model_dir), list(jobs))))
+        env = {k: v for k, v in os.environ.items() if k not in _TRAINING_ENV
+               and not k.startswith(("ACCELERATE_", "FSDP_"))}
+        code = subprocess.call([sys.executable, "-m", "recall.engines", str(job), str(out)],
+                               env=env)
+        if code != 0:
+            raise RuntimeError(f"evaluating {model_dir} with vLLM in a fresh process failed "
+                               f"(exit {code}); its output is above")
+        return pickle.loads(out.read_bytes())
+
+
+def _fresh_process(job: str, out: str) -> None:
+    """The child of `completions`: one engine for every job, the results pickled to `out`."""
+    import pickle
+    from pathlib import Path
+
+    from recall.sampling import raw_completions
+
+    params, model_dir, jobs = pickle.loads(Path(job).read_bytes())
+    with engine_for(params, model_dir) as engine:
+        results = [raw_completions(engine, items, settings) for items, settings in jobs]
+    Path(out).write_bytes(pickle.dumps(results))
+
+
+if __name__ == "__main__":  # vLLM spawns its engine process: the guard it needs
+    import sys
+
+    _fresh_process(sys.argv[1], sys.argv[2])

@@ -57,6 +57,14 @@ def launch_command(cfg: ComputeConfig, res: Resolved, script: Sequence[str]) -> 
     return [*cmd, *script]
 
 
+def relaunch_if_needed(params, script: str) -> None:
+    """The first line of every stage that trains: with more than one training process asked
+    for, run this stage's script (`script`, with this process's arguments) under the
+    launcher and exit with its code; otherwise, or in a launched rank, return."""
+    if needs_launch(params.compute):
+        sys.exit(relaunch(params, [script, *sys.argv[1:]]))
+
+
 def relaunch(params, script: Sequence[str]) -> int:
     """Run `script` under the distributed launcher with one shared judge; returns its exit
     code. The caller exits with it."""
@@ -67,4 +75,4 @@ def relaunch(params, script: Sequence[str]) -> int:
     os.environ[LAUNCHED_ENV] = "1"
     print(f"recall: launching {params.compute.num_processes * params.compute.num_machines} "
           f"training processes: {' '.join(cmd)}", flush=True)
-    return run_with_judge(params.judge, cmd)
+    return run_with_judge(params.judge, cmd, params.compute)

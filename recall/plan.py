@@ -12,7 +12,9 @@ Memory per GPU, for the base model's P parameters sharded over the N training pr
     policy: 4P (weights) + 4P (gradients) + 8P (Adam moments) = 16P bytes / N
     reference model for the KL term (beta > 0): 2P bytes (bf16) / N
     activations are not counted: gradient checkpointing keeps them small at 32-token answers.
-A colocated vLLM rollout engine takes its own share of each GPU on top (TRL's 30%).
+A colocated vLLM rollout engine takes its own share of each GPU on top, and the judge and
+evaluation engines theirs: `gpu_ledger` adds up what shares a GPU at once, and `problems`
+refuses a file that over-commits one, naming the processes.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def problems(params: Params, root: Path = Path(".")) -> list[str]:
                    f"({params.sampling.pass_k_samples}): pass@k needs at least k samples per item")
     if params.compute.accelerate_config and not (root / params.compute.accelerate_config).exists():
         out.append(f"compute.accelerate_config: no file {params.compute.accelerate_config}")
+    rows = estimate(params, model_parameters(params, root), item_counts(params))
+    out += ledger_problems(gpu_ledger(params, max(r["gpu_gib"] for r in rows)))
     return out
 
 
@@ -165,6 +169,43 @@ def estimate(params: Params, n_params: float, counts: dict[str, int]) -> list[di
     return rows
 
 
+def gpu_ledger(params: Params, training_gib: float) -> dict[str, list[tuple[str, float]]]:
+    """What holds one GPU's memory at once, phase by phase, as shares of
+    `compute.gpu_memory_gib`: each vLLM engine at its ledger share (the compute section),
+    the trainer at `training_gib`. Empty on a CPU run.
+
+    - training: the trainer, TRL's colocated rollout engine, a judge served on the node;
+    - evaluating a trained model: its engine (vLLM, in a fresh process) beside what the
+      training processes still hold: TRL never destroys its colocated engine;
+    - sampling the base model (sample@base): its engine and the judge.
+    """
+    c = params.compute
+    if c.device == "cpu":
+        return {}
+    judge = [("judge server (compute.judge_engine)", c.judge_engine.gpu_memory_utilization)] \
+        if params.judge.backend == "llm" and not params.judge.base_url else []
+    rollout = [("TRL's colocated rollout engine (compute.rollout_engine)",
+                c.rollout_engine.gpu_memory_utilization)] if params.rollout.vllm == "colocate" else []
+    engine = [("evaluation engine (compute.gpu_memory_utilization)", c.gpu_memory_utilization)] \
+        if params.sampling.engine == "vllm" else []
+    return {"training": [("trainer (plan estimate)", training_gib / c.gpu_memory_gib),
+                         *rollout, *judge],
+            "evaluating a trained model": [*engine, *rollout, *judge],
+            "sampling the base model": [*engine, *judge]}
+
+
+def ledger_problems(ledger: dict[str, list[tuple[str, float]]]) -> list[str]:
+    """A refusal for each phase whose co-resident processes claim more than one GPU."""
+    out = []
+    for phase, claims in ledger.items():
+        total = sum(share for _, share in claims)
+        if total > 1.0:
+            names = " + ".join(f"{name} {share:.0%}" for name, share in claims)
+            out.append(f"compute: while {phase}, one GPU is over-committed: {names} = "
+                       f"{total:.0%} of its memory")
+    return out
+
+
 def render(params: Params, root: Path = Path(".")) -> str:
     """The plan as text: the items, the per-stage table and the totals."""
     counts = item_counts(params)
@@ -184,4 +225,11 @@ def render(params: Params, root: Path = Path(".")) -> str:
     total = {k: sum(r[k] for r in rows) for k in ("samples", "judge_calls", "steps")}
     lines.append(f"| total | {total['samples']:,.0f} | {total['judge_calls']:,.0f} | "
                  f"{total['steps']:,} | |")
+    ledger = gpu_ledger(params, max(r["gpu_gib"] for r in rows))
+    if ledger:
+        lines += ["", f"GPU memory ledger (shares of one {params.compute.gpu_memory_gib:g} GiB GPU "
+                  "held at once):"]
+        lines += [f"- {phase}: " + " + ".join(f"{name} {share:.0%}" for name, share in claims)
+                  + f" = {sum(share for _, share in claims):.0%}"
+                  for phase, claims in ledger.items()]
     return "\n".join(lines)

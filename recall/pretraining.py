@@ -15,7 +15,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, Trainer, TrainingArguments
 
-from recall.compute import Resolved, trainer_kwargs
+from recall.compute import Resolved, barrier, is_main_process, per_device, trainer_kwargs
 from recall.config import PretrainConfig
 from recall.contract import QAItem, read_items
 from recall.prompts import DIRECT
@@ -99,7 +99,11 @@ def _train(cfg: PretrainConfig, model, blocks: torch.Tensor, scratch: str, seed:
            compute: Resolved):
     args = TrainingArguments(
         output_dir=scratch, max_steps=cfg.steps,
-        per_device_train_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate,
+        # pretrain.batch_size sequences per step over all ranks (the `bases` stage may be
+        # launched on several), as in one process
+        per_device_train_batch_size=per_device(cfg.batch_size, cfg.batch_size,
+                                               "pretrain.batch_size")[0],
+        learning_rate=cfg.learning_rate,
         warmup_steps=cfg.warmup_steps, lr_scheduler_type="cosine", weight_decay=0.01,
         logging_steps=max(1, cfg.steps // 50), **trainer_kwargs(compute, seed),
         dataloader_drop_last=True,
@@ -115,7 +119,9 @@ def pretrain(cfg: PretrainConfig, docs: Sequence[str], tokenizer: PreTrainedToke
     model = new_model(cfg, tokenizer, seed)
     with tempfile.TemporaryDirectory() as scratch:  # nothing but the final model is kept
         trainer, result = _train(cfg, model, blocks, scratch, seed, compute)
-    save_model(model, tokenizer, out_dir)
+    if is_main_process():
+        save_model(model, tokenizer, out_dir)
+    barrier()  # every rank goes on to train from the saved model
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "n_params": sum(p.numel() for p in model.parameters()),

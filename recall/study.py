@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 from recall.config import Params
 from recall.contract import Judge, QAItem, SampleRecord
 from recall.judge.rules import RuleJudge
-from recall.sampling import greedy_settings, rollout_settings, sample_items
+from recall.sampling import greedy_settings, rollout_settings
 from recall.study_config import METHODS, GRPOConfig, RLOOConfig
 
 
@@ -68,15 +68,12 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
     compute = resolve(params.compute)
     tokenizer = load_tokenizer(model_dir)
     select = params.study.select_on == "val"
-    if select and world_size() > 1:
-        raise ValueError("study.select_on val saves the model at each better val point, which "
-                         "a sharded multi-process run cannot do from a callback: set "
-                         "study.select_on last")
     if select and not dynamics:  # no curves wanted: evaluate val only, to choose on it
         eval_items = [it for it in eval_items if it.split == "val"]
     progress = ProgressEvaluation(eval_items, judge, tokenizer, params.rollout,
                                   params.study.eval_points if dynamics or select else 0,
-                                  select_dir=out_dir / "_val_best" if select else None)
+                                  select_dir=out_dir / "_val_best" if select else None,
+                                  max_batch_tokens=params.sampling.max_batch_tokens)
     if isinstance(cfg, (GRPOConfig, RLOOConfig)):
         result = train_rl(model_dir, train, reward_judge(cfg, judge), cfg, params.rollout,
                           checkpoint_dir, out_dir, seed, compute, report_to=(),
@@ -84,23 +81,28 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
         # judged: this rank's completions; times world_size, every completion of the run.
         result = {"items": len(train), "steps": result["global_step"],
                   "unjudged": result["unjudged"], "judged": result["judged"],
-                  "world_size": world_size(), "log_history": result["log_history"]}
+                  "world_size": world_size(), "log_history": result["log_history"],
+                  "rank_weights": result["rank_weights"]}
     elif method in ("sft", "sft_known"):
         result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress])
     elif method == "dpo":
         result = run_dpo(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress])
     else:  # rft: progress is rounds done over rounds planned
 
-        def on_round(r, model, tok):
+        def on_round(r, model, tok, save):
             # the last round is the trained model: evaluated here only to choose on val
-            if progress.points and (r < cfg.rounds or select):
-                progress.record(r / cfg.rounds, r, model)
+            if progress.points and (r < cfg.rounds or select) \
+                    and progress.record(r / cfg.rounds, r, model) and r < cfg.rounds:
+                save(progress.select_dir)  # every rank: a sharded model is gathered
+                if is_main_process():
+                    progress.kept()
 
         progress.last_step = cfg.rounds
         result = run_rft(model_dir, train, judge, cfg, params.rollout, out_dir, seed, compute,
-                         on_round)
+                         on_round, params.sampling.max_batch_tokens)
     selected = progress.restore_best(out_dir) if is_main_process() else None
-    return {**result, "dynamics": progress, "selected": selected}
+    return {**result, "dynamics": progress, "selected": selected,
+            "eval_items_per_rank": progress.items_per_rank}
 
 
 def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, params: Params,
@@ -108,26 +110,27 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
                     ) -> tuple[list[SampleRecord], list[SampleRecord]]:
     """Greedy answers on `sampling.greedy_splits` and, if `sample`, `sampling.pass_k_samples`
     rollout samples on the test split: the analyses the base model gets, for a trained one,
-    through the same engine at the same settings (`sampling.engine`, `compute`).
-    """
-    from recall.engines import engine_for
+    through the same engine at the same settings (`sampling.engine`, `compute`; vLLM in a
+    fresh process, `recall.engines.completions`). The main process alone grades them."""
+    from recall.engines import completions
+    from recall.evaluation import grading_alone
+    from recall.sampling import judged_records
 
     cfg = params.sampling
-    with engine_for(params, model_dir) as engine:
-        greedy, unjudged = sample_items(engine, judge, [it for it in items
-                                                        if it.split in cfg.greedy_splits],
-                                        greedy_settings(params.rollout), name)
-        samples: list[SampleRecord] = []
-        if sample:
-            samples, more = sample_items(engine, judge,
-                                         [it for it in items if it.split == "test"],
-                                         rollout_settings(params.rollout,
-                                                          cfg.samples_for("test"), seed),
-                                         name)
-            unjudged += more
+    jobs = [([it for it in items if it.split in cfg.greedy_splits], greedy_settings(params.rollout))]
+    if sample:
+        jobs.append(([it for it in items if it.split == "test"],
+                     rollout_settings(params.rollout, cfg.samples_for("test"), seed)))
+    raw = completions(params, model_dir, jobs)
+    records, unjudged = [], 0
+    with grading_alone(judge):
+        for (job_items, settings), job_raw in zip(jobs, raw):
+            got, missing = judged_records(judge, job_items, job_raw, settings, name)
+            records.append(got)
+            unjudged += missing
     if unjudged:
         raise RuntimeError(f"{name}: the judge gave no verdict on {unjudged} answers")
-    return greedy, samples
+    return records[0], records[1] if sample else []
 
 
 def attribution_subsets(train: Sequence[QAItem], access: Mapping[str, int],

@@ -106,11 +106,12 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items: Sequen
                           experiment_id=experiment_id(mlflow, params.experiment.name),
                           tags={"recall.role": "trial", "optuna.trial": str(trial.number),
                                 "recall.worker": f"{socket.gethostname()}:{os.getpid()}"}), \
-            open_judge(trial_params.judge) as judge, tempfile.TemporaryDirectory() as scratch:
+            open_judge(trial_params.judge, compute=trial_params.compute) as judge, tempfile.TemporaryDirectory() as scratch:
         mlflow.log_params(trial.params)
         tokenizer = AutoTokenizer.from_pretrained(base_dir, padding_side="left")
         evaluation = GreedyEvaluation(val, judge, tokenizer, trial_params.rollout,
-                                      params.sweep.eval_every_steps, report)
+                                      params.sweep.eval_every_steps, report,
+                                      trial_params.sampling.max_batch_tokens)
         try:
             train_grpo(base_dir, train, judge, trial_params.grpo, trial_params.rollout,
                        Path(scratch) / "checkpoints", Path(scratch) / "model",

@@ -137,6 +137,19 @@ def _parent_run_id(mlflow, experiment_id: str, key: str, params: Params, env: di
 
 
 @contextlib.contextmanager
+def rank_stage_run(params: Params, stage: str) -> Iterator[object | None]:
+    """`stage_run` on the main process; None on every other training rank, so that a stage
+    launched on N processes makes one MLflow run, not N."""
+    from recall.compute import is_main_process
+
+    if not is_main_process():
+        yield None
+        return
+    with stage_run(params, stage) as run:
+        yield run
+
+
+@contextlib.contextmanager
 def stage_run(params: Params, stage: str) -> Iterator[object]:
     """Start the MLflow child run of one DVC stage, nested under its variant's parent run."""
     import logging

@@ -22,7 +22,14 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from recall.compute import Resolved, is_main_process, load_model, per_device, trainer_kwargs
+from recall.compute import (
+    Resolved,
+    is_main_process,
+    load_model,
+    per_device,
+    trainer_kwargs,
+    weights_on_every_rank,
+)
 from recall.config import RolloutConfig, fingerprint
 from recall.contract import Judge, QAItem
 from recall.judge.interface import reward_function
@@ -99,9 +106,13 @@ def vllm_arguments(rollout: RolloutConfig, compute: Resolved) -> dict:
         if not rollout.vllm_server_url:
             raise ValueError("rollout.vllm is 'server' but rollout.vllm_server_url is empty")
         return {**common, "vllm_server_base_url": rollout.vllm_server_url}
-    # Colocated, the rollout engine shares the trainer's GPUs and takes TRL's default 30% of
-    # their memory; the weights move into it after every optimizer step.
-    return common
+    # Colocated, the rollout engine shares the trainer's GPUs and takes its ledger share of
+    # their memory (compute.rollout_engine); the weights move into it after every step.
+    share = compute.rollout_engine
+    if share is None:
+        return common
+    return {**common, "vllm_gpu_memory_utilization": share.gpu_memory_utilization,
+            "vllm_tensor_parallel_size": share.tensor_parallel_size}
 
 
 def _resume_point(output_dir: Path, stamp: str) -> str | None:
@@ -181,7 +192,7 @@ def train_rl(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RLOOCo
             shutil.rmtree(done)
     return {"resumed_from": resume, "log_history": trainer.state.log_history,
             "global_step": trainer.state.global_step, "unjudged": reward.unjudged,
-            "judged": reward.judged}
+            "judged": reward.judged, "rank_weights": weights_on_every_rank(trainer.model)}
 
 
 train_grpo = train_rl  # GRPO is train_rl with the grpo section

@@ -99,7 +99,7 @@ def test_rft_rounds_accept_only_judged_correct(micro, tmp_path):
     model_dir, train, samples, params = micro
     seen = []
     out = run_rft(model_dir, train, RuleJudge(), params.rft, params.rollout, tmp_path / "rft",
-                  seed=0, compute=CPU, on_round=lambda r, m, t: seen.append(r))
+                  seed=0, compute=CPU, on_round=lambda r, m, t, save: seen.append(r))
     assert seen == [1, 2] and [r["round"] for r in out["rounds"]] == [1, 2]
     for r in out["rounds"]:  # at most one accepted sample per distinct correct answer
         assert r["items_with_correct"] <= r["accepted"] <= len(train) * params.rft.samples_per_item

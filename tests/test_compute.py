@@ -12,8 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_auto_is_cuda_bf16_when_present_and_fp32_cpu_otherwise(micro_params):
     cfg = micro_params.compute
-    assert resolve(cfg, cuda_available=False) == Resolved("cpu", False, False, "sdpa")
-    assert resolve(cfg, cuda_available=True) == Resolved("cuda", True, False, "sdpa")
+    share = cfg.rollout_engine
+    assert resolve(cfg, cuda_available=False) == Resolved("cpu", False, False, "sdpa", share)
+    assert resolve(cfg, cuda_available=True) == Resolved("cuda", True, False, "sdpa", share)
     import dataclasses
 
     fp32 = dataclasses.replace(cfg, precision="fp32")

@@ -2,12 +2,10 @@
 strictness against a scripted OpenAI-compatible server."""
 
 import dataclasses
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from completions_server import completions_server
 
 from recall.contract import Fact, QAItem, write_jsonl
 from recall.dedup import (
@@ -94,44 +92,28 @@ def test_parse_containment_is_strict():
             parse_containment(bad)
 
 
-class _Scripted(BaseHTTPRequestHandler):
-    """An OpenAI-compatible /v1/completions that replies from a script keyed by prompt text."""
+class _Script:
+    """Replies keyed by a fragment of the prompt ("??" for none), and the bodies received."""
 
-    script: dict = {}
-    bodies: list = []
+    def __init__(self):
+        self.script: dict = {}
+        self.bodies: list = []
 
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.bodies.append(body)
-        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
-        texts = [next((reply for key, reply in self.script.items() if key in p), "??")
-                 for p in prompts]
-        # Like vLLM: one choice per prompt, each with its index (here in reverse order).
-        payload = json.dumps({"choices": [{"index": i, "text": t}
-                                          for i, t in reversed(list(enumerate(texts)))]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+    def __call__(self, prompt: str) -> str:
+        return next((reply for key, reply in self.script.items() if key in prompt), "??")
 
 
 @pytest.fixture
 def scripted_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    _Scripted.bodies = []
-    yield server, _Scripted
-    server.shutdown()
+    script = _Script()
+    with completions_server(script) as (url, bodies):
+        script.bodies = bodies
+        yield url, script
 
 
 def _verify_scripted(scripted_server, judge_cfg, script: dict):
-    server, handler = scripted_server
+    url, handler = scripted_server
     handler.script = {f"Test question: {q}": reply for q, reply in script.items()}
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     ref = _item("r", "train", "ref?", ["a"])
     return LLMVerifier(judge_cfg, url, "judge-model").verify(
         [(_item(f"t{i + 1}", "test", q, ["a"]), ref) for i, q in enumerate(script)])

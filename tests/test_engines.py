@@ -6,7 +6,7 @@ from recall.engines import TransformersEngine, make_engine
 
 def test_transformers_engine_shapes_and_greedy_determinism(tiny_model):
     model_dir, world, _ = tiny_model
-    engine = TransformersEngine(str(model_dir), max_sequences=16)
+    engine = TransformersEngine(str(model_dir), max_batch_tokens=16 * 40)
     prompts = [f"question : {i.question} answer :" for i in world.items[:5]]
     sampled = engine.generate(prompts, SamplingSettings(n=6, temperature=1.0, max_tokens=4))
     assert [len(s) for s in sampled] == [6] * 5

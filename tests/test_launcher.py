@@ -63,3 +63,43 @@ def test_launch_only_from_the_outer_process(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # a rank the launcher started
     assert not needs_launch(cfg)
     assert not needs_launch(dataclasses.replace(cfg, num_processes=1))
+
+
+# The calls that train a model. A pipeline making one must first hand itself to the launcher,
+# or `compute.num_processes: 8` trains a 7B model unsharded on one GPU.
+TRAINING_CALLS = {"run_seed", "train_method", "train_rl", "train_grpo", "run_sft", "run_dpo",
+                  "run_rft", "train_sft", "pretrain", "pretrain_on_world", "train_judge"}
+# Toy-only stages that train a tiny model from scratch in one process; in the paper profile
+# base_model stages a hub model and the judge is a served 72B model, so neither trains.
+SINGLE_PROCESS = {"base_model": "toy pretraining (models.base.source: pretrain)",
+                  "judge": "the toy judge (a 2-layer classifier)"}
+
+
+def trains_without_launcher(source: str) -> list[str]:
+    """The training calls in `source` that no earlier `relaunch_if_needed(...)` guards."""
+    import ast
+
+    calls = sorted((node.lineno, node.func.id) for node in ast.walk(ast.parse(source))
+                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Name))
+    launched = next((line for line, name in calls if name == "relaunch_if_needed"), None)
+    return [f"line {line}: {name}()" for line, name in calls
+            if name in TRAINING_CALLS and (launched is None or line < launched)]
+
+
+def test_every_pipeline_that_trains_goes_through_the_launcher():
+    trained = set()
+    for path in sorted((ROOT / "pipelines").glob("*.py")):
+        unguarded = trains_without_launcher(path.read_text())
+        if path.stem in SINGLE_PROCESS:
+            continue
+        if "relaunch_if_needed" in path.read_text():
+            trained.add(path.stem)
+        assert not unguarded, f"pipelines/{path.name} trains without the launcher: {unguarded}"
+    assert trained >= {"train", "attribution", "transfer", "bases"}
+    # The check itself: a stage that trains first and launches after is caught.
+    late = "def main():\n    run_seed(1)\n    relaunch_if_needed(p, __file__)\n"
+    assert trains_without_launcher(late) == ["line 2: run_seed()"]
+    assert trains_without_launcher("def main():\n    pretrain_on_world(w)\n") == \
+        ["line 2: pretrain_on_world()"]
+    for name in SINGLE_PROCESS:  # the exemptions still train (else they should go)
+        assert trains_without_launcher((ROOT / "pipelines" / f"{name}.py").read_text())

@@ -59,3 +59,36 @@ def test_missing_data_and_unstaged_embedder_are_problems():
     assert any("data.datasets 'popqa': no file at path" in p for p in found)
     assert any("dedup.embedding_model is 'models/embedder', but models.embedder.source" in p
                for p in found)
+
+
+def test_an_over_committed_gpu_is_refused_naming_the_processes(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    data = _paper()
+    # the judge served on the training node (no service URL), at 90% of each GPU it uses
+    data["judge"]["base_url"] = ""
+    data["compute"]["gpu_memory_utilization"] = 0.85
+    path = tmp_path / "crowded.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["plan", "--params", str(path)]) == 1
+    err = capsys.readouterr().err
+    rollout = "TRL's colocated rollout engine (compute.rollout_engine) 30%"
+    judge = "judge server (compute.judge_engine) 90%"
+    trainer = f"trainer (plan estimate) {14.7 / 80:.0%}"
+    assert f"while training, one GPU is over-committed: {trainer} + {rollout} + {judge}" in err
+    assert ("while evaluating a trained model, one GPU is over-committed: evaluation engine "
+            f"(compute.gpu_memory_utilization) 85% + {rollout} + {judge} = 205%") in err
+    assert ("while sampling the base model, one GPU is over-committed: evaluation engine "
+            f"(compute.gpu_memory_utilization) 85% + {judge} = 175%") in err
+
+
+def test_the_ledger_adds_what_shares_a_gpu_at_once():
+    from recall.plan import gpu_ledger, ledger_problems
+
+    paper = params_from_dict(_paper())
+    ledger = gpu_ledger(paper, training_gib=16.0)
+    assert {phase: round(sum(s for _, s in claims), 3) for phase, claims in ledger.items()} == \
+        {"training": 0.5, "evaluating a trained model": 0.9, "sampling the base model": 0.6}
+    assert ledger_problems(ledger) == []
+    data = _paper()
+    data["compute"]["device"] = "cpu"  # no GPU, no ledger
+    assert gpu_ledger(params_from_dict(data), 16.0) == {}

@@ -7,6 +7,7 @@ import pytest
 
 from recall.contract import Fact, QAItem
 from recall.evaluation import ProgressEvaluation, progress_steps
+from recall.staging import weights_digest
 from recall.study import attribution_subsets, transfer_items
 
 
@@ -107,31 +108,56 @@ class _Model:
 
 
 def test_checkpoint_is_chosen_on_val_never_on_test(tmp_path, monkeypatch):
+    import shutil
+
     import recall.evaluation as evaluation
 
     # val peaks at step 10 of 20, test keeps rising: the choice must follow val
     scripted = {5: {"val": 0.5, "test": 0.5}, 10: {"val": 0.7, "test": 0.6},
                 15: {"val": 0.6, "test": 0.7}, 20: {"val": 0.65, "test": 0.8}}
     model = _Model()
-    monkeypatch.setattr(evaluation, "greedy_by_split", lambda *a, **k: scripted[model.step])
-    monkeypatch.setattr(evaluation.TransformersEngine, "from_model", lambda *a: None)
+    monkeypatch.setattr(evaluation, "policy_accuracy", lambda *a, **k: (scripted[model.step], [2]))
     items = [_item("v", "val"), _item("t", "test")]
-    out = tmp_path / "model"
+    out, checkpoints = tmp_path / "model", tmp_path / "checkpoints"
     out.mkdir()
+    (out / "tokenizer.json").write_text("the study's tokenizer")
     progress = ProgressEvaluation(items, None, None, None, points=4, select_dir=out / "_best")
     progress.on_train_begin(None, SimpleNamespace(max_steps=20), None)
     assert progress._at == {5: 0.25, 10: 0.5, 15: 0.75, 20: 1.0}  # the last step too
+    args, saved = SimpleNamespace(output_dir=str(checkpoints)), []
     for step in (5, 10, 15, 20):
         model.step = step
-        if step == 20:  # the trainer saves the final weights itself
-            (out / "model.safetensors").write_text("step 20")
-        progress.on_step_end(None, SimpleNamespace(global_step=step), None, model=model)
+        state = SimpleNamespace(global_step=step)
+        control = progress.on_step_end(args, state, SimpleNamespace(should_save=False),
+                                       model=model)
+        if control.should_save:  # what the Trainer then does: its own save, then on_save
+            model.save_pretrained(checkpoints / f"checkpoint-{step}")
+            (checkpoints / f"checkpoint-{step}" / "optimizer.pt").write_text("optimizer")
+            progress.on_save(args, state, control)
+            saved.append(step)
+    (out / "model.safetensors").write_text("step 20")  # the trainer saves the final weights
+    assert saved == [5, 10]  # each new best on val before the last step, nothing else
+    shutil.rmtree(checkpoints)  # the trainer rotates and finally deletes its checkpoints
     chosen = progress.restore_best(out)
-    assert chosen == {"step": 10, "progress": 0.5, "val": 0.7, "last_step": 20}
+    assert {k: chosen[k] for k in ("step", "progress", "val", "last_step")} == \
+        {"step": 10, "progress": 0.5, "val": 0.7, "last_step": 20}
     assert (out / "model.safetensors").read_text() == "step 10" and not (out / "_best").exists()
+    assert chosen["kept_weights"] == chosen["weights"] == weights_digest(out)
+    assert chosen["weights"] != chosen["last_weights"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.safetensors", "tokenizer.json"]
+    assert progress.items_per_rank == [2]
     # the last step was evaluated in training: finish adds no second final point
     rows = progress.finish({"val": 0.7, "test": 0.6})
     assert [r["step"] for r in rows if r["split"] == "test"] == [5, 10, 15, 20]
+
+
+def test_keeping_a_checkpoint_needs_whole_weights(tmp_path):
+    from recall.evaluation import keep_model_files
+
+    sharded = tmp_path / "checkpoint-5"
+    (sharded / "pytorch_model_fsdp_0").mkdir(parents=True)
+    with pytest.raises(RuntimeError, match="FULL_STATE_DICT"):
+        keep_model_files(sharded, tmp_path / "best")
 
 
 def test_choosing_on_val_needs_val_items(tmp_path):

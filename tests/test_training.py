@@ -170,6 +170,12 @@ def test_vllm_rollout_modes_map_to_trl(micro_params, tmp_path):
     colocate = dataclasses.replace(micro_params.rollout, vllm="colocate")
     args = rl_arguments(micro_params.grpo, colocate, tmp_path, seed=0, compute=CPU, report_to=())
     assert args.use_vllm and args.vllm_mode == "colocate"
+    # the colocated engine's memory share and GPUs are the ledger's (compute.rollout_engine)
+    share = dataclasses.replace(micro_params.compute.rollout_engine, gpu_memory_utilization=0.25,
+                                tensor_parallel_size=2)
+    args = rl_arguments(micro_params.grpo, colocate, tmp_path, seed=0, report_to=(),
+                        compute=dataclasses.replace(CPU, rollout_engine=share))
+    assert (args.vllm_gpu_memory_utilization, args.vllm_tensor_parallel_size) == (0.25, 2)
     server = dataclasses.replace(micro_params.rollout, vllm="server",
                                  vllm_server_url="http://rollouts:8000")
     args = rl_arguments(micro_params.grpo, server, tmp_path, seed=0, compute=CPU, report_to=())

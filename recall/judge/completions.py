@@ -12,6 +12,7 @@ decide whether that is fatal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 from collections import Counter
@@ -42,6 +43,16 @@ class CompletionClient:
         # calls (prompts sent), posts (HTTP requests), retries, unreachable
         self.stats = stats if stats is not None else Counter()
         self.max_in_flight = 0
+
+    @contextlib.contextmanager
+    def alone(self):
+        """The whole global cap for a block in which this rank alone sends requests (the
+        main process grading an evaluation while the other ranks wait)."""
+        shared, self.concurrency = self.concurrency, max(1, self.cfg.max_concurrency)
+        try:
+            yield
+        finally:
+            self.concurrency = shared
 
     def complete_all(self, bodies: Sequence[dict], desc: str = "judge calls",
                      on_reply: Callable[[list[int], list], None] | None = None) -> list:

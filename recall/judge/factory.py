@@ -11,8 +11,9 @@ from recall.judge.server import serve_judge, shared_server
 
 
 @contextlib.contextmanager
-def open_judge(cfg, on_unreachable: str = "raise") -> Iterator[object]:
-    """The judge that `cfg` (a JudgeConfig) names, with a vLLM server for as long as needed.
+def open_judge(cfg, on_unreachable: str = "raise", compute=None) -> Iterator[object]:
+    """The judge that `cfg` (a JudgeConfig) names, with a vLLM server for as long as needed
+    (on the GPUs, as `compute`, the params' ComputeConfig, says).
 
     rule: the normalised-match judge. llm: `cfg.base_url` if given, else the server that
     `run_with_judge` started, else `cfg.model` served here for the duration of the block.
@@ -24,5 +25,5 @@ def open_judge(cfg, on_unreachable: str = "raise") -> Iterator[object]:
     elif shared := shared_server(cfg.model):
         yield LLMJudge(cfg, shared, cfg.model, on_unreachable=on_unreachable)
     else:
-        with serve_judge(cfg.model) as base_url:
+        with serve_judge(cfg.model, compute=compute) as base_url:
             yield LLMJudge(cfg, base_url, cfg.model, on_unreachable=on_unreachable)

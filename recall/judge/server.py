@@ -52,13 +52,37 @@ def wait_healthy(base_url: str, proc: subprocess.Popen | None, timeout_s: float,
     raise TimeoutError(f"{what} at {base_url} not healthy after {timeout_s:.0f}s")
 
 
-def start_server(model_dir: str, port: int, log_path: Path) -> subprocess.Popen:
+def server_command(model_dir: str, port: int, compute=None) -> tuple[list[str], dict]:
+    """The judge server's command line and extra environment. `compute` (the params'
+    ComputeConfig) sets dtype, tensor-parallel size and memory share on GPUs
+    (`recall.compute.judge_server_args`); None is allowed on a machine without CUDA only,
+    where the server runs fp32 eager, the CPU's literals."""
+    from recall.compute import judge_server_args, resolve
+
+    if compute is None:
+        import torch
+
+        if torch.cuda.is_available():
+            raise ValueError("a judge served on GPUs takes its dtype, tensor-parallel size and "
+                             "memory share from params' compute.judge_engine: pass "
+                             "params.compute")
+        engine = ["--dtype", "float32", "--enforce-eager"]
+        cpu = True
+    else:
+        res = resolve(compute)
+        engine, cpu = judge_server_args(compute, res), res.device == "cpu"
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
            "--served-model-name", model_dir, "--host", "127.0.0.1", "--port", str(port),
-           "--dtype", "float32", "--enforce-eager", "--disable-log-stats"]
-    # The engine in the server's own process: no engine and worker processes to spawn and
-    # import vLLM again (toy judge: ready in ~24 s instead of ~33 s, and no slower).
-    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0", **os.environ}
+           *engine, "--disable-log-stats"]
+    # On CPU, the engine in the server's own process: no engine and worker processes to
+    # spawn and import vLLM again (toy judge: ready in ~24 s instead of ~33 s, and no slower).
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if cpu else {}
+    return cmd, env
+
+
+def start_server(model_dir: str, port: int, log_path: Path, compute=None) -> subprocess.Popen:
+    cmd, extra = server_command(model_dir, port, compute)
+    env = {**extra, **os.environ}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         # A new session so that stopping it also stops vLLM's engine process.
@@ -81,10 +105,11 @@ def stop_server(proc: subprocess.Popen, grace_s: float = 20) -> None:
 
 @contextlib.contextmanager
 def serve_judge(model_dir: str, port: int | None = None, log_path: str | Path = "logs/judge_server.log",
-                startup_timeout_s: float = 300) -> Iterator[str]:
-    """Serve `model_dir` with vLLM for the duration of the block; yields the base URL."""
+                startup_timeout_s: float = 300, compute=None) -> Iterator[str]:
+    """Serve `model_dir` with vLLM for the duration of the block; yields the base URL.
+    `compute`: the params' ComputeConfig (see `server_command`)."""
     port = port or free_port()
-    proc = start_server(model_dir, port, Path(log_path))
+    proc = start_server(model_dir, port, Path(log_path), compute)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base_url, proc, startup_timeout_s)
@@ -112,14 +137,15 @@ def shared_server(model_dir: str) -> str | None:
     return url
 
 
-def run_with_judge(cfg, cmd: list[str]) -> int:
+def run_with_judge(cfg, cmd: list[str], compute=None) -> int:
     """Run `cmd` with one judge server for all of it, when `cfg` (a JudgeConfig) would make
-    each stage serve `cfg.model` itself; otherwise just run it. Returns its exit code."""
+    each stage serve `cfg.model` itself; otherwise just run it. Returns its exit code.
+    `compute`: the params' ComputeConfig (see `server_command`)."""
     from recall.staging import weights_digest
 
     if cfg.backend != "llm" or cfg.base_url or not Path(cfg.model).is_dir():
         return subprocess.call(cmd)
-    with serve_judge(cfg.model) as base_url:
+    with serve_judge(cfg.model, compute=compute) as base_url:
         env = {**os.environ, SHARED_URL_ENV: base_url,
                SHARED_DIGEST_ENV: weights_digest(cfg.model)}
         return subprocess.call(cmd, env=env)

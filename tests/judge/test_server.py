@@ -75,3 +75,28 @@ def test_one_server_grades_for_the_whole_command(judge_server, monkeypatch, capf
     assert code == 0
     line = next(x for x in capfd.readouterr().out.splitlines() if x.startswith("VERDICTS"))
     assert line == f"VERDICTS True {json.dumps(direct)}"
+
+
+def test_a_judge_served_on_gpus_takes_the_ledgers_dtype_parallelism_and_share(monkeypatch):
+    import torch
+    from command_parsers import vllm_server
+    from conftest import ROOT
+
+    from recall.config import load_params
+    from recall.judge.server import server_command
+
+    paper = load_params(ROOT / "params-paper.yaml").compute
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    cmd, env = server_command("models/judge", 8000, paper)
+    args = vllm_server(cmd[3:])
+    share = paper.judge_engine
+    assert (args.dtype, args.tensor_parallel_size, args.gpu_memory_utilization) == \
+        (share.dtype, share.tensor_parallel_size, share.gpu_memory_utilization) == \
+        ("bfloat16", 4, 0.9)
+    assert not args.enforce_eager and env == {}  # the CPU's literals stay on the CPU
+    with pytest.raises(ValueError, match="pass params.compute"):
+        server_command("models/judge", 8000, None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu, cpu_env = server_command("models/judge", 8000, None)
+    assert vllm_server(cpu[3:]).dtype == "float32" and "--enforce-eager" in cpu
+    assert cpu_env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
