@@ -83,8 +83,8 @@ class StudyConfig:
     eval_points: int  # greedy train/test evaluations over normalised training progress
     majority_k: int  # majority vote over the first k base samples (paper 32)
     # val: every method's checkpoint is its best greedy val accuracy among the eval points
-    # (the last step included), never chosen on test; last: the final step (multi-process
-    # runs: saving a sharded model mid-training is not built).
+    # (the last step included; every rank saves it together), never chosen on test; last:
+    # the final step.
     select_on: Literal["val", "last"]
     # The methods whose sample_seeds models get pass_k_samples test samples (pass@k after
     # training); the others are evaluated greedily only.

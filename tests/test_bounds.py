@@ -20,6 +20,8 @@ def _numeric_fields(cls, seen=None) -> set[str]:
             if inner not in seen:
                 seen.add(inner)
                 out |= _numeric_fields(inner, seen)
+        elif typing.get_origin(inner) is typing.Literal:
+            continue  # a choice of names ("float32" is a dtype's name, not a number)
         elif int in (inner, *args) or float in (inner, *args) or "int" in str(hint) \
                 or "float" in str(hint):
             out.add(bound_key(cls, name))

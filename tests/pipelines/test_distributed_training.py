@@ -58,22 +58,22 @@ def _repro(repo, env, stage: str) -> str:
     return out
 
 
-def test_two_processes_shard_evaluation_choose_on_val_and_agree(micro_repo, tmp_path_factory):
+@pytest.fixture(scope="module")
+def two_process(micro_repo, tmp_path_factory):
+    """train@grpo (val peaks at point 2 of 3), train@rft and attribution (val peaks at point
+    1), each as 2 processes, against the rigged judge."""
     repo, env = copy_micro(micro_repo, tmp_path_factory, "two_process")
     items = [json.loads(x) for x in (repo / "data/validated/items.jsonl").read_text().splitlines()]
     val = {it["question"] for it in items if it["split"] == "val"}
-    n_eval = sum(it["split"] in ("train", "val", "test") for it in items)
-    n_train = sum(it["split"] == "train" for it in items)
     rig = RiggedJudge(val)
     with completions_server(rig) as (url, _):
         params = yaml.safe_load((repo / "params.yaml").read_text())
         params["compute"]["num_processes"] = 2
-        params["study"].update({"seeds": [0], "sample_seeds": [], "select_on": "val",
+        params["study"].update({"seeds": [0], "sample_seeds": [0], "select_on": "val",
                                 "eval_points": 3})
         params["judge"].update({"base_url": url, "model": "rigged", "fast_path": False,
                                 "require_core_words": False, "cache": ""})
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
         rig.start(peak=2)
         _repro(repo, env, "train@grpo")
         grpo_graded = dict(rig.graded)
@@ -81,8 +81,18 @@ def test_two_processes_shard_evaluation_choose_on_val_and_agree(micro_repo, tmp_
         _repro(repo, env, "train@rft")
         rig.start(peak=1)
         _repro(repo, env, "attribution")
+    return {"repo": repo, "params": params, "items": items, "val": val,
+            "grpo_graded": grpo_graded}
 
-    grpo = params["grpo"]
+
+def _eval_shares(items) -> list[int]:
+    n_eval = sum(it["split"] in ("train", "val", "test") for it in items)
+    return [-(-n_eval // 2), n_eval // 2]
+
+
+def test_grpo_keeps_the_step_size_shards_evaluation_and_chooses_on_val(two_process):
+    repo, items, grpo = two_process["repo"], two_process["items"], two_process["params"]["grpo"]
+    n_train = sum(it["split"] == "train" for it in items)
     seed0 = json.loads((repo / "metrics/train_grpo.json").read_text())["seed0"]
     # 8 prompts per step over 2 ranks: as many steps as on one process, each rank judging half.
     assert seed0["world_size"] == 2
@@ -91,8 +101,8 @@ def test_two_processes_shard_evaluation_choose_on_val_and_agree(micro_repo, tmp_
     # Each rank decoded its half of the evaluation items; the main process graded each val
     # question once per evaluation point (3) and once in the final evaluation: complete,
     # and no item twice although the shorter share was padded.
-    assert seed0["eval_items_per_rank"] == [-(-n_eval // 2), n_eval // 2]
-    assert {grpo_graded[q] for q in val} == {4}
+    assert seed0["eval_items_per_rank"] == _eval_shares(items)
+    assert {two_process["grpo_graded"][q] for q in two_process["val"]} == {4}
     # val peaked at the second of three points: that step is chosen, not the last, and the
     # trained model's weights are that checkpoint's.
     points = sorted(progress_steps(seed0["steps"], 3))
@@ -101,20 +111,27 @@ def test_two_processes_shard_evaluation_choose_on_val_and_agree(micro_repo, tmp_
     assert chosen["kept_weights"] == chosen["weights"] == weights_digest(repo / "models/grpo/seed0")
     assert chosen["weights"] != chosen["last_weights"]
     assert len(set(seed0["rank_weights"])) == 1 and len(seed0["rank_weights"]) == 2
+    assert sorted(p.name for p in (repo / "models/grpo").iterdir()) == ["seed0"]
+    assert not list((repo / "checkpoints/grpo").glob("seed0/checkpoint-*"))
 
+
+def test_rft_ranks_train_on_what_the_main_process_accepted(two_process):
+    repo = two_process["repo"]
     rft = json.loads((repo / "metrics/train_rft.json").read_text())["seed0"]
-    assert rft["eval_items_per_rank"] == [-(-n_eval // 2), n_eval // 2]
+    assert rft["eval_items_per_rank"] == _eval_shares(two_process["items"])
     for r in rft["rounds"]:  # every rank trained on the set the main process accepted
         assert len(r["accepted_by_rank"]) == 2 and len(set(r["accepted_by_rank"])) == 1
     assert (rft["selected"]["step"], rft["selected"]["last_step"]) == (1, 2)
     assert rft["selected"]["kept_weights"] == weights_digest(repo / "models/rft/seed0")
     assert len(set(rft["rank_weights"])) == 1
 
+
+def test_attribution_runs_sharded_and_mlflow_has_one_run_per_stage(two_process):
+    repo = two_process["repo"]
     attribution = json.loads((repo / "metrics/attribution.json").read_text())
     runs_done = [s for part in attribution["partitions"].values() for s in part.values()]
     assert runs_done and all(s["world_size"] == 2 for s in runs_done)
     assert all(len(set(s["rank_weights"])) == 1 for s in runs_done)
-
     mlflow.set_tracking_uri(f"sqlite:///{repo}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["recall-toy"], output_format="list")
     for stage in ("train@grpo", "train@rft", "attribution"):
@@ -123,5 +140,3 @@ def test_two_processes_shard_evaluation_choose_on_val_and_agree(micro_repo, tmp_
         assert len(mine) == 2, stage
     assert [r.data.tags.get("world_size") for r in runs
             if r.data.tags.get("dvc.stage") == "train@grpo"].count("2") == 1
-    assert sorted(p.name for p in (repo / "models/grpo").iterdir()) == ["seed0"]
-    assert not list((repo / "checkpoints/grpo").glob("seed0/checkpoint-*"))
