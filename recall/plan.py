@@ -7,25 +7,24 @@
 calls (an upper bound: the cache, the exact-match fast path and deduplication of identical
 answers only lower it), optimizer steps, and training memory per GPU.
 
-Memory per GPU, for the base model's P parameters sharded over the N training processes
-(FSDP2 full shard or ZeRO-3), with fp32 master weights and Adam:
-    policy: 4P (weights) + 4P (gradients) + 8P (Adam moments) = 16P bytes / N
-    reference model for the KL term (beta > 0): 2P bytes (bf16) / N
-    activations are not counted: gradient checkpointing keeps them small at 32-token answers.
-A colocated vLLM rollout engine takes its own share of each GPU on top, and the judge and
-evaluation engines theirs: `gpu_ledger` adds up what shares a GPU at once, and `problems`
-refuses a file that over-commits one, naming the processes.
+Memory per GPU and disk come from `recall.footprint` (its docstring has the accounting):
+the base model's architecture from its config.json, the policy's fp32 states and the
+reference model sharded over the training processes, one micro batch's activations and
+logits. A colocated vLLM rollout engine takes its own share of each GPU on top, and the
+judge and evaluation engines theirs: `gpu_ledger` adds up what shares a GPU at once, and
+`problems` refuses a file that over-commits one, naming the processes.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
+from recall.baselines import MICRO_BATCH
 from recall.compute import per_device
 from recall.config import Params
+from recall.footprint import PROMPT_TOKENS, Shape, config_path, shape, training_memory
 from recall.staging import check_source
 
 GB = 1024 ** 3
@@ -80,23 +79,34 @@ def problems(params: Params, root: Path = Path(".")) -> list[str]:
                    f"({params.sampling.pass_k_samples}): pass@k needs at least k samples per item")
     if params.compute.accelerate_config and not (root / params.compute.accelerate_config).exists():
         out.append(f"compute.accelerate_config: no file {params.compute.accelerate_config}")
-    rows = estimate(params, model_parameters(params, root), item_counts(params))
+    arch, n_params = _architecture(params, root)
+    rows = estimate(params, n_params, item_counts(params), arch)
     out += ledger_problems(gpu_ledger(params, max(r["gpu_gib"] for r in rows)))
+    if arch and params.compute.device != "cpu":
+        out += workspace_disk(params, arch, root)[1]
     return out
 
 
+def model_shape(params: Params, root: Path = Path(".")) -> Shape | None:
+    """The base model's architecture: from the staged model's config.json, else from the
+    copy committed for its repository (`configs/models/`); None when neither exists."""
+    path = config_path("base", params.models.base.repo, root)
+    return shape(path) if path else None
+
+
+def _architecture(params: Params, root: Path) -> tuple[Shape | None, float]:
+    arch = model_shape(params, root)
+    return arch, float(arch.parameters) if arch else model_parameters(params, root)
+
+
 def model_parameters(params: Params, root: Path = Path(".")) -> float:
-    """The base model's parameter count: from a staged config.json when there is one, else
-    from the size in its repo name (Qwen2.5-7B-Instruct: 7.6e9 is 7e9 here, a lower bound)."""
-    config = root / "models/base/config.json"
-    if config.exists():
-        c = json.loads(config.read_text())
-        if "num_hidden_layers" in c and "hidden_size" in c:
-            h, layers = c["hidden_size"], c["num_hidden_layers"]
-            ffn = c.get("intermediate_size", 4 * h)
-            return layers * (4 * h * h + 3 * h * ffn) + c.get("vocab_size", 0) * h
-    found = re.search(r"(\d+(?:\.\d+)?)[bB]\b", params.models.base.repo)
-    return float(found.group(1)) * 1e9 if found else 0.0
+    """The base model's parameter count (`model_shape`); with no config.json anywhere, the
+    size in its repo name (a rounded figure, said so by `render`), else 0."""
+    found = model_shape(params, root)
+    if found:
+        return float(found.parameters)
+    named = re.search(r"(\d+(?:\.\d+)?)[bB]\b", params.models.base.repo)
+    return float(named.group(1)) * 1e9 if named else 0.0
 
 
 def item_counts(params: Params) -> dict[str, int]:
@@ -133,9 +143,30 @@ def _rows(src) -> int:
     return KNOWN_ROWS.get(src.format, {}).get(src.role, 0)
 
 
-def estimate(params: Params, n_params: float, counts: dict[str, int]) -> list[dict]:
+def _micro_tokens(params: Params, total: int, micro: int, per_example: int) -> int:
+    """Tokens in one rank's forward pass: its micro batch of examples x their length."""
+    ranks = params.compute.num_processes * params.compute.num_machines
+    try:
+        examples = per_device(total, micro, "batch", ranks)[0]
+    except ValueError:  # `problems` names it; the estimate still prints
+        examples = max(1, min(micro, total // ranks))
+    return examples * per_example * (PROMPT_TOKENS + params.rollout.max_tokens)
+
+
+def _memory(params: Params, s: Shape | None, n_params: float, reference: bool,
+            tokens: int) -> float:
+    """Training GiB per GPU without the vLLM share (the ledger adds that)."""
+    ranks = params.compute.num_processes * params.compute.num_machines
+    if s is None:  # no architecture known: the parameter-state floor alone
+        return (16 + (4 if reference else 0)) * n_params / ranks / GB
+    return training_memory(s, ranks, reference, tokens,
+                           params.compute.gradient_checkpointing)["total"]
+
+
+def estimate(params: Params, n_params: float, counts: dict[str, int],
+             arch: Shape | None = None) -> list[dict]:
     """Per stage: samples generated, judge calls (upper bound), optimizer steps, and training
-    memory per GPU in GiB (see the module docstring)."""
+    memory per GPU in GiB (`recall.footprint`; the colocated vLLM share not included)."""
     s, seeds = params.sampling, len(params.study.seeds)
     greedy = sum(counts[x] for x in s.greedy_splits if x in counts)
     sampled = sum(counts[x] * s.samples_for(x) for x in s.sample_splits if x in counts)
@@ -144,28 +175,31 @@ def estimate(params: Params, n_params: float, counts: dict[str, int]) -> list[di
              "judge_calls": greedy + sampled + cot, "steps": 0, "gpu_gib": 0.0}]
     evaluation = (greedy + counts["test"] * s.pass_k_samples * len(params.study.sample_seeds)
                   / seeds)
-    ranks = params.compute.num_processes * params.compute.num_machines
     for method in ("grpo", "rloo"):
         cfg = getattr(params, method)
         steps = math.ceil(counts["train"] / cfg.prompts_per_step) * cfg.epochs
         rollouts = steps * cfg.prompts_per_step * cfg.group_size
-        memory = (16 + (2 if cfg.beta > 0 else 0)) * n_params / ranks / GB
+        tokens = _micro_tokens(params, cfg.prompts_per_step, cfg.micro_batch_prompts,
+                               cfg.group_size)
         rows.append({"stage": f"train@{method}", "samples": seeds * (rollouts + evaluation),
                      "judge_calls": seeds * (rollouts + evaluation), "steps": seeds * steps,
-                     "gpu_gib": memory})
+                     "gpu_gib": _memory(params, arch, n_params, cfg.beta > 0, tokens),
+                     "tokens": tokens})
     for method in ("sft", "sft_known", "dpo"):
         cfg = getattr(params, method)
         steps = math.ceil(counts["train"] / cfg.batch_size) * cfg.epochs
-        ref = 2 if method == "dpo" else 0
+        tokens = _micro_tokens(params, cfg.batch_size, MICRO_BATCH, 2 if method == "dpo" else 1)
         rows.append({"stage": f"train@{method}", "samples": seeds * evaluation,
                      "judge_calls": seeds * evaluation, "steps": seeds * steps,
-                     "gpu_gib": (16 + ref) * n_params / ranks / GB})
+                     "gpu_gib": _memory(params, arch, n_params, method == "dpo", tokens),
+                     "tokens": tokens})
     r = params.rft
     rft_samples = r.rounds * counts["train"] * r.samples_per_item
+    tokens = _micro_tokens(params, r.batch_size, MICRO_BATCH, 1)
     rows.append({"stage": "train@rft", "samples": seeds * (rft_samples + evaluation),
                  "judge_calls": seeds * (rft_samples + evaluation),
                  "steps": seeds * r.rounds * math.ceil(counts["train"] / r.batch_size),
-                 "gpu_gib": 16 * n_params / ranks / GB})
+                 "gpu_gib": _memory(params, arch, n_params, False, tokens), "tokens": tokens})
     return rows
 
 
@@ -206,16 +240,76 @@ def ledger_problems(ledger: dict[str, list[tuple[str, float]]]) -> list[str]:
     return out
 
 
+def _volume_gib(root: Path, name: str) -> float | None:
+    """The size a PersistentVolumeClaim in k8s/base/storage.yaml requests, in GiB."""
+    import yaml
+
+    path = root / "k8s/base/storage.yaml"
+    if not path.exists():
+        return None
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") == "PersistentVolumeClaim" and doc["metadata"]["name"] == name:
+            size = doc["spec"]["resources"]["requests"]["storage"]
+            return float(size[:-2]) * {"Gi": 1, "Ti": 1024}[size[-2:]]
+    return None
+
+
+def workspace_disk(params: Params, arch: Shape, root: Path) -> tuple[list[str], list[str]]:
+    """What the study keeps on the workspace volume, against its size: (lines, refusals).
+    Trained models are saved in fp32 (4 bytes per parameter) and the DVC cache holds a copy
+    of each (hard links cannot cross the cluster's subPath mounts); staged models as
+    published (bf16, 2 bytes)."""
+    from recall.footprint import disk_gib
+    from recall.study_config import METHODS
+
+    models = (len(METHODS) * len(params.study.seeds)
+              + len(params.attribution.partitions) * len(params.attribution.seeds)
+              + len(params.transfer.seeds))
+    judge = config_path("judge", params.models.judge.repo, root)
+    staged = 2 * (arch.parameters + (shape(judge).parameters if judge else 0)) / 1024 ** 3
+    need = staged + 2 * models * disk_gib(arch)["saved model (fp32)"]
+    have = _volume_gib(root, "workspace")
+    lines = [f"- the study's {models} trained models x 2 (DVC cache) + staged base and judge: "
+             f"{need:,.0f} GiB; workspace volume (k8s/base/storage.yaml): "
+             f"{'none' if have is None else f'{have:,.0f} GiB'}"]
+    refuse = [f"k8s/base/storage.yaml: the workspace volume ({have:,.0f} GiB) cannot hold what "
+              f"the study keeps ({need:,.0f} GiB)"] if have is not None and need > have else []
+    return lines, refuse
+
+
+def _breakdown(params: Params, arch: Shape, row: dict, root: Path) -> list[str]:
+    """One stage's GPU memory part by part, and what the study keeps on disk per model."""
+    from recall.footprint import disk_gib
+
+    c = params.compute
+    ranks = c.num_processes * c.num_machines
+    vllm = c.rollout_engine.gpu_memory_utilization * c.gpu_memory_gib \
+        if params.rollout.vllm == "colocate" else 0.0
+    parts = training_memory(arch, ranks, params.grpo.beta > 0, row["tokens"],
+                            c.gradient_checkpointing, vllm)
+    other = training_memory(arch, ranks, params.grpo.beta > 0, row["tokens"],
+                            not c.gradient_checkpointing, vllm)["activations"]
+    lines = ["", f"{row['stage']} per GPU ({ranks} processes; micro batch {row['tokens']:,} "
+             f"tokens = sequences x ({PROMPT_TOKENS} prompt tokens assumed + "
+             f"{params.rollout.max_tokens}); gradient checkpointing "
+             f"{'on' if c.gradient_checkpointing else 'off'}, {other:.1f} GiB of activations "
+             f"{'off' if c.gradient_checkpointing else 'on'}):"]
+    lines += [f"- {name}: {gib:.1f} GiB" for name, gib in parts.items()]
+    lines += ["", "disk:"] + [f"- {k}: {v:.1f} GiB per model" for k, v in disk_gib(arch).items()]
+    return lines + workspace_disk(params, arch, root)[0]
+
+
 def render(params: Params, root: Path = Path(".")) -> str:
     """The plan as text: the items, the per-stage table and the totals."""
     counts = item_counts(params)
-    n_params = model_parameters(params, root)
-    rows = estimate(params, n_params, counts)
+    arch, n_params = _architecture(params, root)
+    rows = estimate(params, n_params, counts, arch)
     ranks = params.compute.num_processes * params.compute.num_machines
+    where = f"from {arch.source}" if arch else "from its name: no config.json found"
     lines = [f"items (before dedup): train {counts['train']:,}, val {counts['val']:,}, "
              f"test {counts['test']:,}",
              f"base model: {params.models.base.repo or params.models.base.source} "
-             f"({n_params / 1e9:.2f}B parameters), {ranks} training processes, "
+             f"({n_params / 1e9:.2f}B parameters, {where}), {ranks} training processes, "
              f"{params.compute.accelerate_config or 'no sharding config'}",
              "", "| stage | samples | judge calls (max) | optimizer steps | training GiB/GPU |",
              "|---|---:|---:|---:|---:|"]
@@ -225,6 +319,9 @@ def render(params: Params, root: Path = Path(".")) -> str:
     total = {k: sum(r[k] for r in rows) for k in ("samples", "judge_calls", "steps")}
     lines.append(f"| total | {total['samples']:,.0f} | {total['judge_calls']:,.0f} | "
                  f"{total['steps']:,} | |")
+    if arch:
+        lines += _breakdown(params, arch, next(r for r in rows if r["stage"] == "train@grpo"),
+                            root)
     ledger = gpu_ledger(params, max(r["gpu_gib"] for r in rows))
     if ledger:
         lines += ["", f"GPU memory ledger (shares of one {params.compute.gpu_memory_gib:g} GiB GPU "

@@ -5,6 +5,7 @@ from conftest import ROOT
 
 from recall.cli import main
 from recall.config import params_from_dict
+from recall.footprint import shape
 from recall.plan import estimate, problems
 
 
@@ -16,9 +17,40 @@ def test_paper_params_hold_together_and_print_the_bill(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["plan", "--params", "params-paper.yaml"]) == 0
     out = capsys.readouterr().out
-    assert "Qwen/Qwen2.5-7B-Instruct (7.00B parameters), 8 training processes" in out
+    assert ("Qwen/Qwen2.5-7B-Instruct (7.62B parameters, from configs/models/"
+            "Qwen--Qwen2.5-7B-Instruct/config.json), 8 training processes") in out
     # 10,000 train items, 128 prompts per step, 8 epochs: 79 steps an epoch, 3 seeds.
-    assert "| train@grpo |" in out and "| 1,896 | 14.7 |" in out
+    assert "| train@grpo |" in out and "| 1,896 | 22.5 |" in out
+    assert "- reference model (fp32): 3.5 GiB" in out and "- colocated vLLM share: 24.0 GiB" in out
+    assert "- saved model (fp32): 28.4 GiB" in out
+
+
+# Qwen2.5-7B-Instruct's figures, read off the committed config.json by eye (not by the code).
+H, L, FFN, KV, V = 3584, 28, 18944, 4 * 128, 152064  # hidden, layers, MLP, k/v width, vocab
+
+
+def test_qwen_7b_is_counted_from_its_config_json():
+    arch = shape(ROOT / "configs/models/Qwen--Qwen2.5-7B-Instruct/config.json")
+    # per layer: q/o (h x h, q biased), k/v (h x kv, biased), SwiGLU (3 x h x I), 2 norms;
+    # untied input and output embeddings; the final norm
+    layer = 2 * H * H + H + 2 * (H * KV + KV) + 3 * H * FFN + 2 * H
+    assert arch.parameters == L * layer + 2 * V * H + H == 7_615_616_512
+    assert (arch.hidden, arch.layers, arch.intermediate, arch.kv_dim, arch.vocab) == (H, L, FFN, KV, V)
+
+
+def test_grpo_memory_by_hand_from_the_config():
+    params = params_from_dict(_paper())
+    arch = shape(ROOT / "configs/models/Qwen--Qwen2.5-7B-Instruct/config.json")
+    p = arch.parameters
+    grpo = {r["stage"]: r for r in estimate(params, p, {"train": 1024, "val": 10, "test": 20},
+                                            arch)}["train@grpo"]
+    # 128 prompts over 8 ranks, micro batch 8 prompts x 5 completions x (96 + 32) tokens
+    t = 8 * 5 * (96 + 32)
+    assert grpo["tokens"] == t
+    states = (16 + 4) * p / 8  # fp32 weights, gradients, Adam; the fp32 reference model
+    checkpointed = 2 * H * t * L + 2 * (6 * H + 2 * KV + 4 * FFN) * t  # layer inputs + one layer
+    logits = 4 * t * V
+    assert abs(grpo["gpu_gib"] - (states + checkpointed + logits) / 1024 ** 3) < 1e-9
 
 
 def test_estimate_by_hand():
@@ -29,8 +61,9 @@ def test_estimate_by_hand():
     assert rows["sample@base"]["samples"] == 286 + 128 * 256 + 256 * 20 + 20
     grpo = rows["train@grpo"]
     assert grpo["steps"] == 3 * 2 * 8  # 3 seeds x 2 steps per epoch x 8 epochs
-    # 16 bytes per parameter of policy state + 2 of the bf16 reference, over 8 GPUs
-    assert abs(grpo["gpu_gib"] - 18 * 7e9 / 8 / 1024 ** 3) < 1e-9
+    # no architecture given: the floor of 16 bytes per parameter of policy state + 4 of the
+    # fp32 reference, over 8 GPUs
+    assert abs(grpo["gpu_gib"] - 20 * 7e9 / 8 / 1024 ** 3) < 1e-9
 
 
 def test_inconsistent_copy_is_refused_naming_the_key(tmp_path, capsys, monkeypatch):
@@ -73,7 +106,7 @@ def test_an_over_committed_gpu_is_refused_naming_the_processes(tmp_path, capsys,
     err = capsys.readouterr().err
     rollout = "TRL's colocated rollout engine (compute.rollout_engine) 30%"
     judge = "judge server (compute.judge_engine) 90%"
-    trainer = f"trainer (plan estimate) {14.7 / 80:.0%}"
+    trainer = f"trainer (plan estimate) {22.5 / 80:.0%}"
     assert f"while training, one GPU is over-committed: {trainer} + {rollout} + {judge}" in err
     assert ("while evaluating a trained model, one GPU is over-committed: evaluation engine "
             f"(compute.gpu_memory_utilization) 85% + {rollout} + {judge} = 205%") in err
@@ -92,3 +125,23 @@ def test_the_ledger_adds_what_shares_a_gpu_at_once():
     data = _paper()
     data["compute"]["device"] = "cpu"  # no GPU, no ledger
     assert gpu_ledger(params_from_dict(data), 16.0) == {}
+
+
+def test_a_workspace_volume_too_small_for_the_study_is_refused(tmp_path):
+    import shutil
+
+    shutil.copytree(ROOT / "configs/models", tmp_path / "configs/models")
+    (tmp_path / "k8s/base").mkdir(parents=True)
+    storage = (ROOT / "k8s/base/storage.yaml").read_text()
+    (tmp_path / "k8s/base/storage.yaml").write_text(storage.replace("storage: 2Ti",
+                                                                    "storage: 1000Gi"))
+    params = params_from_dict(_paper())
+    arch = shape(ROOT / "configs/models/Qwen--Qwen2.5-7B-Instruct/config.json")
+    judge = shape(ROOT / "configs/models/Qwen--Qwen2.5-72B-Instruct/config.json")
+    assert round(judge.parameters / 1e9, 1) == 72.7
+    found = [p for p in problems(params, tmp_path) if "workspace volume" in p]
+    models = 6 * 3 + len(params.attribution.partitions) + 1  # methods x seeds, attribution, transfer
+    need = (2 * (arch.parameters + judge.parameters) + 2 * models * 4 * arch.parameters) / 2 ** 30
+    assert found == [f"k8s/base/storage.yaml: the workspace volume (1,000 GiB) cannot hold what "
+                     f"the study keeps ({need:,.0f} GiB)"]
+    assert not [p for p in problems(params, ROOT) if "workspace volume" in p]
