@@ -157,15 +157,18 @@ def _ui(args) -> int:
 
 
 def _plan(args) -> int:
+    from recall.footprint import Rates
     from recall.plan import problems, render
 
     params = load_params(args.params)
+    rates = Rates(args.judge_calls_per_s, args.samples_per_s_per_gpu,
+                  args.train_tokens_per_s_per_gpu)
     found = problems(params)
     if found:
         for problem in found:
             print(f"recall plan: {args.params}: {problem}", file=sys.stderr)
         return 1
-    print(render(params))
+    print(render(params, rates=rates))
     return 0
 
 
@@ -212,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     ws.set_defaults(func=_workspace)
     pl = sub.add_parser("plan", help="check params and print the per-stage cost of the run")
     pl.add_argument("--params", default=argparse.SUPPRESS, help="(also accepted here)")
+    from recall.footprint import Rates
+
+    pl.add_argument("--judge-calls-per-s", type=float, default=Rates.judge_calls_per_s,
+                    help="judge verdicts per second per replica (hours)")
+    pl.add_argument("--samples-per-s-per-gpu", type=float, default=Rates.samples_per_s_per_gpu,
+                    help="answers sampled per second per GPU (hours)")
+    pl.add_argument("--train-tokens-per-s-per-gpu", type=float,
+                    default=Rates.train_tokens_per_s_per_gpu,
+                    help="training tokens per second per GPU (hours)")
     pl.set_defaults(func=_plan)
     sj = sub.add_parser("serve-judge", help="run a command with the judge served once for it")
     sj.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")

@@ -1,4 +1,4 @@
-"""What a model costs in GPU memory and disk, from its `config.json` (for `recall plan`).
+"""What a model costs in GPU memory, disk and hours, from its `config.json` (`recall plan`).
 
 The parameter count is the architecture's own: transformers builds the model from the
 config on the `meta` device (no memory, no weights) and counts its parameters, so it is
@@ -97,3 +97,31 @@ def disk_gib(s: Shape) -> dict[str, float]:
     checkpoint (the model plus Adam's moments; gradients are not saved)."""
     return {"saved model (fp32)": 4 * s.parameters / GIB,
             "checkpoint (model + optimizer)": 12 * s.parameters / GIB}
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Throughputs the plan's hours assume: stated, not measured here (no GPU). Defaults for
+    a 7B policy on H100s and the 72B judge on 4 H100s (tensor parallel) with vLLM: judge
+    verdicts are one token after a ~150-token prompt (prefill-bound); samples are short
+    answers (<= 32 tokens); training counts the policy's forward and backward and the
+    reference's forward per token."""
+
+    judge_calls_per_s: float = 50.0  # per judge replica
+    samples_per_s_per_gpu: float = 300.0
+    train_tokens_per_s_per_gpu: float = 5000.0
+
+    def __str__(self) -> str:
+        return (f"{self.judge_calls_per_s:g} judge calls/s per replica, "
+                f"{self.samples_per_s_per_gpu:g} samples/s per GPU, "
+                f"{self.train_tokens_per_s_per_gpu:g} training tokens/s per GPU")
+
+
+def stage_hours(samples: float, judge_calls: float, train_tokens: float, rates: Rates,
+                gpus: int, judge_replicas: int) -> float:
+    """Hours of one stage: generating on `gpus`, judging on `judge_replicas`, training on
+    `gpus`, one after another (the stages overlap generation and judging: an upper bound)."""
+    seconds = (samples / (rates.samples_per_s_per_gpu * gpus)
+               + judge_calls / (rates.judge_calls_per_s * judge_replicas)
+               + train_tokens / (rates.train_tokens_per_s_per_gpu * gpus))
+    return seconds / 3600

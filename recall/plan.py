@@ -24,7 +24,15 @@ from pathlib import Path
 from recall.baselines import MICRO_BATCH
 from recall.compute import per_device
 from recall.config import Params
-from recall.footprint import PROMPT_TOKENS, Shape, config_path, shape, training_memory
+from recall.footprint import (
+    PROMPT_TOKENS,
+    Rates,
+    Shape,
+    config_path,
+    shape,
+    stage_hours,
+    training_memory,
+)
 from recall.staging import check_source
 
 GB = 1024 ** 3
@@ -172,7 +180,7 @@ def estimate(params: Params, n_params: float, counts: dict[str, int],
     sampled = sum(counts[x] * s.samples_for(x) for x in s.sample_splits if x in counts)
     cot = counts["test"] if params.cot.run else 0
     rows = [{"stage": "sample@base", "samples": greedy + sampled + cot,
-             "judge_calls": greedy + sampled + cot, "steps": 0, "gpu_gib": 0.0}]
+             "judge_calls": greedy + sampled + cot, "steps": 0, "gpu_gib": 0.0, "trained": 0}]
     evaluation = (greedy + counts["test"] * s.pass_k_samples * len(params.study.sample_seeds)
                   / seeds)
     for method in ("grpo", "rloo"):
@@ -184,7 +192,7 @@ def estimate(params: Params, n_params: float, counts: dict[str, int],
         rows.append({"stage": f"train@{method}", "samples": seeds * (rollouts + evaluation),
                      "judge_calls": seeds * (rollouts + evaluation), "steps": seeds * steps,
                      "gpu_gib": _memory(params, arch, n_params, cfg.beta > 0, tokens),
-                     "tokens": tokens})
+                     "tokens": tokens, "trained": seeds * rollouts})
     for method in ("sft", "sft_known", "dpo"):
         cfg = getattr(params, method)
         steps = math.ceil(counts["train"] / cfg.batch_size) * cfg.epochs
@@ -192,14 +200,16 @@ def estimate(params: Params, n_params: float, counts: dict[str, int],
         rows.append({"stage": f"train@{method}", "samples": seeds * evaluation,
                      "judge_calls": seeds * evaluation, "steps": seeds * steps,
                      "gpu_gib": _memory(params, arch, n_params, method == "dpo", tokens),
-                     "tokens": tokens})
+                     "tokens": tokens, "trained": seeds * steps * cfg.batch_size
+                     * (2 if method == "dpo" else 1)})
     r = params.rft
     rft_samples = r.rounds * counts["train"] * r.samples_per_item
     tokens = _micro_tokens(params, r.batch_size, MICRO_BATCH, 1)
+    steps = r.rounds * math.ceil(counts["train"] / r.batch_size)
     rows.append({"stage": "train@rft", "samples": seeds * (rft_samples + evaluation),
-                 "judge_calls": seeds * (rft_samples + evaluation),
-                 "steps": seeds * r.rounds * math.ceil(counts["train"] / r.batch_size),
-                 "gpu_gib": _memory(params, arch, n_params, False, tokens), "tokens": tokens})
+                 "judge_calls": seeds * (rft_samples + evaluation), "steps": seeds * steps,
+                 "gpu_gib": _memory(params, arch, n_params, False, tokens), "tokens": tokens,
+                 "trained": seeds * steps * r.batch_size})
     return rows
 
 
@@ -299,8 +309,9 @@ def _breakdown(params: Params, arch: Shape, row: dict, root: Path) -> list[str]:
     return lines + workspace_disk(params, arch, root)[0]
 
 
-def render(params: Params, root: Path = Path(".")) -> str:
-    """The plan as text: the items, the per-stage table and the totals."""
+def render(params: Params, root: Path = Path("."), rates: Rates | None = None) -> str:
+    """The plan as text: the items, the per-stage table, the totals, memory, disk, hours."""
+    rates = rates or Rates()
     counts = item_counts(params)
     arch, n_params = _architecture(params, root)
     rows = estimate(params, n_params, counts, arch)
@@ -311,14 +322,19 @@ def render(params: Params, root: Path = Path(".")) -> str:
              f"base model: {params.models.base.repo or params.models.base.source} "
              f"({n_params / 1e9:.2f}B parameters, {where}), {ranks} training processes, "
              f"{params.compute.accelerate_config or 'no sharding config'}",
-             "", "| stage | samples | judge calls (max) | optimizer steps | training GiB/GPU |",
-             "|---|---:|---:|---:|---:|"]
+             "", "| stage | samples | judge calls (max) | optimizer steps | training GiB/GPU "
+             "| hours (generate + judge + train) |", "|---|---:|---:|---:|---:|---:|"]
+    seq = PROMPT_TOKENS + params.rollout.max_tokens
     for row in rows:
+        row["hours"] = stage_hours(row["samples"], row["judge_calls"], row["trained"] * seq,
+                                   rates, ranks, params.cluster.judge_replicas)
         lines.append(f"| {row['stage']} | {row['samples']:,.0f} | {row['judge_calls']:,.0f} | "
-                     f"{row['steps']:,} | {row['gpu_gib']:.1f} |")
-    total = {k: sum(r[k] for r in rows) for k in ("samples", "judge_calls", "steps")}
+                     f"{row['steps']:,} | {row['gpu_gib']:.1f} | {row['hours']:,.1f} |")
+    total = {k: sum(r[k] for r in rows) for k in ("samples", "judge_calls", "steps", "hours")}
     lines.append(f"| total | {total['samples']:,.0f} | {total['judge_calls']:,.0f} | "
-                 f"{total['steps']:,} | |")
+                 f"{total['steps']:,} | | {total['hours']:,.1f} |")
+    lines.append(f"(hours assume {rates}; `recall plan --help` sets them; stages run one "
+                 "after another, each phase at its own rate: an upper bound)")
     if arch:
         lines += _breakdown(params, arch, next(r for r in rows if r["stage"] == "train@grpo"),
                             root)

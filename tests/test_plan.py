@@ -6,7 +6,7 @@ from conftest import ROOT
 from recall.cli import main
 from recall.config import params_from_dict
 from recall.footprint import shape
-from recall.plan import estimate, problems
+from recall.plan import estimate, item_counts, problems
 
 
 def _paper() -> dict:
@@ -145,3 +145,20 @@ def test_a_workspace_volume_too_small_for_the_study_is_refused(tmp_path):
     assert found == [f"k8s/base/storage.yaml: the workspace volume (1,000 GiB) cannot hold what "
                      f"the study keeps ({need:,.0f} GiB)"]
     assert not [p for p in problems(params, ROOT) if "workspace volume" in p]
+
+
+def test_hours_follow_the_stated_rates(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["plan", "--params", "params-paper.yaml", "--judge-calls-per-s", "10",
+                 "--samples-per-s-per-gpu", "100", "--train-tokens-per-s-per-gpu", "1000"]) == 0
+    out = capsys.readouterr().out
+    params = params_from_dict(_paper())
+    arch = shape(ROOT / "configs/models/Qwen--Qwen2.5-7B-Instruct/config.json")
+    grpo = {r["stage"]: r for r in estimate(params, arch.parameters, item_counts(params),
+                                            arch)}["train@grpo"]
+    # 10,000 train prompts x 8 epochs x 5 completions per seed, 3 seeds, 128 tokens each
+    assert grpo["trained"] == 3 * 632 * 128 * 5
+    hours = (grpo["samples"] / (100 * 8) + grpo["judge_calls"] / (10 * 1)
+             + grpo["trained"] * 128 / (1000 * 8)) / 3600
+    assert f"| 1,896 | 22.5 | {hours:,.1f} |" in out
+    assert "(hours assume 10 judge calls/s per replica, 100 samples/s per GPU, 1000 training" in out
