@@ -125,11 +125,17 @@ def create(batch, core, sub: Submission, namespace: str):
 def run_submission(batch, core, sub: Submission, namespace: str, timeout_s: float,
                    sink: Callable[[str], None] = print,
                    watch_factory: Callable | None = None) -> int:
-    """Create the submission, stream its logs, wait for it; exit code 0 or 1; always clean up."""
+    """Create the submission, stream its logs, wait for it; exit code 0 or 1.
+
+    A Job that finished (succeeded or failed) is deleted with what it owns. One that is
+    still running when the watching stops (the timeout, a dropped connection, Ctrl-C) is
+    left running: a multi-day training run must not die with a laptop's session. The user
+    is told how to follow it and how to stop it."""
     from kubernetes.client.exceptions import ApiException
 
     create(batch, core, sub, namespace)
     sink(f"[recall] submitted job {namespace}/{sub.name} (params: ConfigMap {sub.name}-params)")
+    outcome = None
     try:
         try:
             stream_logs(core, sub.name, namespace, sink)
@@ -138,5 +144,11 @@ def run_submission(batch, core, sub: Submission, namespace: str, timeout_s: floa
         outcome = watch_job(batch, sub.name, namespace, timeout_s, watch_factory)
         sink(f"[recall] job {namespace}/{sub.name} {outcome}")
         return 0 if outcome == "succeeded" else 1
+    except BaseException:  # KeyboardInterrupt too: the Job outlives the watch
+        sink(f"[recall] stopped watching; job {namespace}/{sub.name} keeps running. Follow "
+             f"it: kubectl -n {namespace} logs -f job/{sub.name}; stop it: kubectl -n "
+             f"{namespace} delete job {sub.name}")
+        raise
     finally:
-        batch.delete_namespaced_job(sub.name, namespace, propagation_policy="Background")
+        if outcome is not None:
+            batch.delete_namespaced_job(sub.name, namespace, propagation_policy="Background")

@@ -347,3 +347,16 @@ def test_multinode_job_passes_the_paths_dvc_yaml_gives_train_grpo(params):
     want = _script_args(shlex.split(stage["cmd"].replace("${item}", "grpo")))
     multi = find(job_templates(params, ROOT / "k8s/overlays/cluster"), "Job", "trainer-multinode")
     assert _script_args(multi["spec"]["template"]["spec"]["containers"][0]["command"]) == want
+
+
+def test_a_multinode_job_fails_whole_on_any_failed_or_evicted_pod(params):
+    # A static rendezvous cannot take one restarted rank back: no index may retry alone.
+    multi = find(job_templates(params, ROOT / "k8s/overlays/cluster"), "Job", "trainer-multinode")
+    spec = multi["spec"]
+    assert spec["backoffLimit"] == 0
+    rules = spec["podFailurePolicy"]["rules"]
+    assert {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "NotIn",
+                                                 "values": [0]}} in rules
+    assert {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget",
+                                                      "status": "True"}]} in rules
+    assert all(r["action"] == "FailJob" for r in rules)

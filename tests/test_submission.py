@@ -101,16 +101,22 @@ def test_objects_are_created_in_order_and_owned_by_the_job(params, templates):
                          ("own service", n, f"uid-{n}"), ("delete job", n, "Background")]
 
 
-def test_a_failed_watch_still_deletes_the_job(params, templates):
-    class Broken(FakeAPI):
+@pytest.mark.parametrize("stop", [ApiException(status=500, reason="boom"), KeyboardInterrupt(),
+                                  TimeoutError("job did not finish within 60s")])
+def test_a_watch_that_stops_leaves_the_running_job_and_says_how_to_reach_it(params, templates,
+                                                                            stop):
+    class Stopped(FakeAPI):
         def list_namespaced_job(self, namespace, **kw):
-            raise ApiException(status=500, reason="boom")
+            raise stop
 
-    api = Broken()
+    api, lines = Stopped(), []
     sub = submission(templates, params, "experiment")
-    with pytest.raises(ApiException, match="boom"):
-        run_submission(api, api, sub, "recall", 60, sink=lambda _: None)
-    assert api.calls[-1] == ("delete job", sub.name, "Background")
+    with pytest.raises(type(stop)):
+        run_submission(api, api, sub, "recall", 60, sink=lines.append)
+    assert not [c for c in api.calls if c[0] == "delete job"]
+    assert lines[-1] == (f"[recall] stopped watching; job recall/{sub.name} keeps running. "
+                         f"Follow it: kubectl -n recall logs -f job/{sub.name}; stop it: "
+                         f"kubectl -n recall delete job {sub.name}")
 
 
 def test_names_are_unique_within_a_second_and_fit_the_label_limit():
