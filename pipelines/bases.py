@@ -71,8 +71,8 @@ def main() -> None:
 
 def _base_row(base_dir: Path, items, judge, params, s: int, stats: dict, runs: Path) -> dict:
     """The pretrained base's greedy answers (written) and its row of metrics/bases.json."""
-    greedy, _ = evaluate_policy(base_dir, items, judge, params, s, f"bases/base{s}/base",
-                                sample=False)
+    greedy, _, _ = evaluate_policy(base_dir, items, judge, params, s, f"bases/base{s}/base",
+                                   sample=False)
     write_jsonl(runs / f"base{s}" / "base" / "greedy.jsonl", greedy)
     row = {"pretrain_final_loss": stats["final_loss"], "base": accuracy_by_split(greedy)}
     _log(f"base{s}_test_acc", row["base"]["test"])

@@ -16,6 +16,7 @@ Data Docs are built into `docs_dir`. A failure names the expectation and the off
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -149,6 +150,35 @@ def _suites(frame, references: Sequence[str]) -> dict[str, list]:
     }
 
 
+def _run_id():
+    """One fixed run name and time: GX names a run's pages by the clock otherwise."""
+    from datetime import datetime, timezone
+
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    return RunIdentifier(run_name="validate", run_time=datetime(2000, 1, 1, tzinfo=timezone.utc))
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CLOCK = re.compile(r"\d{8}T\d{6}\.\d{6}Z|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z")
+_LOGO = re.compile(r"(logo-long\.png)\?[^\"']*")
+
+
+def _reproducible_docs(docs_dir: Path) -> None:
+    """Data Docs as a function of the data alone (reports/gx is a DVC output): the render
+    time and data-context id in the logo's URL, the validation time, and the random ids GX
+    gives collapsible blocks are replaced by fixed text and ids numbered in page order."""
+    for page in docs_dir.rglob("*.html"):
+        text = _LOGO.sub(r"\1", page.read_text())
+        text = _CLOCK.sub("2000-01-01T00:00:00Z", text)
+        page.write_text(_UUID.sub(_numbered({}), text))
+
+
+def _numbered(ids: dict[str, str]):
+    """A re.sub replacement: each distinct match becomes block-<n>, n in order of appearance."""
+    return lambda m: ids.setdefault(m.group(0), f"block-{len(ids)}")
+
+
 def run_checks(items: Sequence[QAItem], report: Sequence[Containment], targets: Sequence[str],
                references: Sequence[str], docs_dir: Path, near_similarity: float
                ) -> tuple[bool, list[Failure], dict]:
@@ -173,10 +203,11 @@ def run_checks(items: Sequence[QAItem], report: Sequence[Containment], targets: 
             name="recall_splits", validation_definitions=definitions,
             actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
             result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]}))
-        result = checkpoint.run(batch_parameters={"dataframe": frame})
+        result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=_run_id())
         site = Path(root) / "gx" / "uncommitted" / "data_docs" / "local_site"
         shutil.rmtree(docs_dir, ignore_errors=True)
         shutil.copytree(site, docs_dir)
+    _reproducible_docs(docs_dir)
     failures, counts = [], {}
     for run in result.run_results.values():
         suite = run.suite_name

@@ -228,14 +228,48 @@ _TRAINING_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_
                  "MASTER_PORT", "TORCHELASTIC_RUN_ID", "VLLM_ENABLE_V1_MULTIPROCESSING")
 
 
-def completions(params, model_dir, jobs: Sequence[tuple[Sequence, SamplingSettings]]
-                ) -> list[list[list[str]]]:
+def completions(params, model_dir, jobs: Sequence[tuple[Sequence, SamplingSettings]],
+                split: bool = False) -> tuple[list[list[list[str]]] | None, list[int]]:
     """Raw completions for each (items, settings) job from `model_dir` through the run's one
-    evaluation engine (`engine_for`).
+    evaluation engine (`engine_for`), and how many items each rank answered.
 
     vLLM runs in a fresh process (`python -m recall.engines`), started after the trainer
     has let go of the model: never in a training process, where TRL's colocated engine and
-    the ranks' process group would be shared with it. The transformers engine runs here."""
+    the ranks' process group would be shared with it. The transformers engine runs here.
+
+    `split` (every training rank calls this): each rank answers every world_size-th item of
+    each job from its own rank on, with its own engine on its own GPU (one vLLM process per
+    GPU; with tensor or data parallelism configured, the main process's engine does it all).
+    The main process gets every item's completions in order; the other ranks get None."""
+    from recall.compute import gather_to_main, rank, world_size
+
+    ranks = world_size() if split else 1
+    if params.compute.tensor_parallel_size > 1 or params.compute.data_parallel_size > 1:
+        ranks = 1  # an engine spanning GPUs: the main process's, over every item
+    if ranks == 1:
+        if split and rank() != 0:  # no collective here: the others go on to wait elsewhere
+            return None, []
+        return _completions_here(params, model_dir, jobs), [sum(len(i) for i, _ in jobs)]
+    import dataclasses
+
+    me = rank()
+    # Each rank's own random streams (sampling seed and vLLM engine seed offset by its rank):
+    # the same seed on every rank would give item k of each slice the same draws.
+    mine = [(list(items)[me::ranks], dataclasses.replace(settings, seed=settings.seed + me))
+            for items, settings in jobs]
+    own = dataclasses.replace(params, experiment=dataclasses.replace(
+        params.experiment, seed=params.experiment.seed + me))
+    gathered = gather_to_main(_completions_here(own, model_dir, mine, gpu=me))
+    if gathered is None:
+        return None, []
+    out = []
+    for j, (items, _) in enumerate(jobs):  # item i was rank i % n's (i // n)-th
+        out.append([gathered[i % ranks][j][i // ranks] for i in range(len(items))])
+    return out, [sum(len(list(items)[r::ranks]) for items, _ in jobs) for r in range(ranks)]
+
+
+def _completions_here(params, model_dir, jobs, gpu: int | None = None) -> list[list[list[str]]]:
+    """`completions` in this process (transformers) or one fresh vLLM process, on `gpu`."""
     from recall.sampling import raw_completions
 
     if params.sampling.engine != "vllm":
@@ -252,12 +286,21 @@ def completions(params, model_dir, jobs: Sequence[tuple[Sequence, SamplingSettin
         job.write_bytes(pickle.dumps((params, str(model_dir), list(jobs))))
         env = {k: v for k, v in os.environ.items() if k not in _TRAINING_ENV
                and not k.startswith(("ACCELERATE_", "FSDP_"))}
+        if gpu is not None and params.compute.device != "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = _own_gpu(gpu)
         code = subprocess.call([sys.executable, "-m", "recall.engines", str(job), str(out)],
                                env=env)
         if code != 0:
             raise RuntimeError(f"evaluating {model_dir} with vLLM in a fresh process failed "
                                f"(exit {code}); its output is above")
         return pickle.loads(out.read_bytes())
+
+
+def _own_gpu(rank: int) -> str:
+    """This rank's GPU as the fresh process must see it: its LOCAL_RANK-th visible device."""
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return visible.split(",")[local] if visible else str(local)
 
 
 def _fresh_process(job: str, out: str) -> None:

@@ -106,12 +106,14 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
 
 
 def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, params: Params,
-                    seed: int, name: str, sample: bool = True
-                    ) -> tuple[list[SampleRecord], list[SampleRecord]]:
+                    seed: int, name: str, sample: bool = True, split: bool = False
+                    ) -> tuple[list[SampleRecord], list[SampleRecord], list[int]]:
     """Greedy answers on `sampling.greedy_splits` and, if `sample`, `sampling.pass_k_samples`
     rollout samples on the test split: the analyses the base model gets, for a trained one,
     through the same engine at the same settings (`sampling.engine`, `compute`; vLLM in a
-    fresh process, `recall.engines.completions`). The main process alone grades them."""
+    fresh process, `recall.engines.completions`), and the items each rank answered. `split`:
+    every rank calls this and answers its slice on its own GPU. The main process alone
+    grades; the others get empty lists."""
     from recall.engines import completions
     from recall.evaluation import grading_alone
     from recall.sampling import judged_records
@@ -121,7 +123,9 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
     if sample:
         jobs.append(([it for it in items if it.split == "test"],
                      rollout_settings(params.rollout, cfg.samples_for("test"), seed)))
-    raw = completions(params, model_dir, jobs)
+    raw, shares = completions(params, model_dir, jobs, split)
+    if raw is None:
+        return [], [], []
     records, unjudged = [], 0
     with grading_alone(judge):
         for (job_items, settings), job_raw in zip(jobs, raw):
@@ -130,7 +134,7 @@ def evaluate_policy(model_dir: Path, items: Sequence[QAItem], judge: Judge, para
             unjudged += missing
     if unjudged:
         raise RuntimeError(f"{name}: the judge gave no verdict on {unjudged} answers")
-    return records[0], records[1] if sample else []
+    return records[0], records[1] if sample else [], shares
 
 
 def attribution_subsets(train: Sequence[QAItem], access: Mapping[str, int],
@@ -234,15 +238,16 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
     result = train_method(method, params, base_dir, train, eval_items, base_samples, judge,
                           model_dir, out.checkpoints / f"seed{seed}", seed, cfg,
                           dynamics=dynamics)
-    if not is_main_process():  # training needs every rank; evaluation and files only one
-        return {}
     peak = _release_accelerator_memory()  # the evaluation engine takes its share next
-    greedy, samples = evaluate_policy(model_dir, items, judge, params, seed,
-                                      f"{name}/seed{seed}", sample)
+    greedy, samples, shares = evaluate_policy(model_dir, items, judge, params, seed,
+                                              f"{name}/seed{seed}", sample, split=True)
+    if not is_main_process():  # every rank answered its slice; grading and files: one
+        return {}
     write_jsonl(run_dir / "greedy.jsonl", greedy)
     if sample:
         write_jsonl(run_dir / "samples.jsonl", samples)
     summary = {k: v for k, v in result.items() if k != "log_history"}
+    summary["final_eval_items_per_rank"] = shares
     summary["greedy_accuracy"] = accuracy_by_split(greedy)
     summary["dynamics"] = result["dynamics"].finish(summary["greedy_accuracy"])
     if sample:

@@ -101,3 +101,20 @@ def test_a_near_copy_fails_even_when_dedup_reported_nothing(tmp_path):
     ok, failures, _ = run_checks([it for it in items if it.id != "copy"], [], TARGETS,
                                  REFERENCES, tmp_path / "gx2", NEAR)
     assert ok, [f.describe() for f in failures]
+
+
+def test_data_docs_depend_on_the_data_only(deduped, tmp_path):
+    # validate's reports/gx is a DVC output: a rerun on the same items must give the same
+    # bytes, not a tree named by the clock (GX names each run by its time unless told).
+    import hashlib
+
+    _, kept, report = deduped
+
+    def tree(root):
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+    run_checks(kept, report, TARGETS, REFERENCES, tmp_path / "a", NEAR)
+    run_checks(kept, report, TARGETS, REFERENCES, tmp_path / "b", NEAR)
+    first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert first and first == second

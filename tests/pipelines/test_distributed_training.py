@@ -111,6 +111,18 @@ def test_grpo_keeps_the_step_size_shards_evaluation_and_chooses_on_val(two_proce
     assert chosen["kept_weights"] == chosen["weights"] == weights_digest(repo / "models/grpo/seed0")
     assert chosen["weights"] != chosen["last_weights"]
     assert len(set(seed0["rank_weights"])) == 1 and len(seed0["rank_weights"]) == 2
+    # After training, each rank answered its slice with its own engine (greedy on train/val/
+    # test, then the sampled test items), and the main process wrote every item once.
+    greedy_items = [it["id"] for it in items if it["split"] in ("train", "val", "test")]
+    test_items = [it["id"] for it in items if it["split"] == "test"]
+    assert seed0["final_eval_items_per_rank"] == [
+        len(greedy_items[r::2]) + len(test_items[r::2]) for r in (0, 1)]
+    greedy = [json.loads(x)["id"] for x in
+              (repo / "runs/grpo/seed0/greedy.jsonl").read_text().splitlines()]
+    assert greedy == greedy_items
+    sampled = [json.loads(x)["id"] for x in
+               (repo / "runs/grpo/seed0/samples.jsonl").read_text().splitlines()]
+    assert sampled == test_items
     assert sorted(p.name for p in (repo / "models/grpo").iterdir()) == ["seed0"]
     assert not list((repo / "checkpoints/grpo").glob("seed0/checkpoint-*"))
 
