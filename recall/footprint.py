@@ -42,13 +42,27 @@ class Shape:
     source: str  # the config.json it came from
 
 
-def config_path(role: str, repo: str, root: Path = Path(".")) -> Path | None:
-    """The staged model's config.json, else the committed copy for `repo`; None if neither."""
-    staged = root / "models" / role / "config.json"
-    if staged.exists():
-        return staged
-    committed = root / "configs/models" / repo.replace("/", "--") / "config.json"
-    return committed if repo and committed.exists() else None
+def config_path(role: str, src, root: Path = Path(".")) -> Path | None:
+    """`models/<role>/config.json` when what is staged there is `src` (a `ModelSource`),
+    else the committed copy for `src.repo`; None if neither. A toy model staged in the
+    workspace never stands in for the hub model a paper params file names."""
+    staged = root / "models" / role
+    if (staged / "config.json").exists() and _staged_is(staged, src):
+        return staged / "config.json"
+    committed = root / "configs/models" / src.repo.replace("/", "--") / "config.json"
+    return committed if src.repo and committed.exists() else None
+
+
+def _staged_is(staged: Path, src) -> bool:
+    from recall.staging import SOURCE_FILE
+
+    record = staged / SOURCE_FILE
+    if not record.exists():  # built by its own stage (the toy's pretrain / train)
+        return src.source in ("pretrain", "train")
+    got = json.loads(record.read_text())
+    if src.source == "hub":
+        return got.get("source") == "hub" and got.get("repo") == src.repo
+    return got.get("source") == src.source and got.get("path", "") == str(src.path)
 
 
 def shape(path: Path) -> Shape:

@@ -98,7 +98,7 @@ def problems(params: Params, root: Path = Path(".")) -> list[str]:
 def model_shape(params: Params, root: Path = Path(".")) -> Shape | None:
     """The base model's architecture: from the staged model's config.json, else from the
     copy committed for its repository (`configs/models/`); None when neither exists."""
-    path = config_path("base", params.models.base.repo, root)
+    path = config_path("base", params.models.base, root)
     return shape(path) if path else None
 
 
@@ -275,7 +275,7 @@ def workspace_disk(params: Params, arch: Shape, root: Path) -> tuple[list[str], 
     models = (len(METHODS) * len(params.study.seeds)
               + len(params.attribution.partitions) * len(params.attribution.seeds)
               + len(params.transfer.seeds))
-    judge = config_path("judge", params.models.judge.repo, root)
+    judge = config_path("judge", params.models.judge, root)
     staged = 2 * (arch.parameters + (shape(judge).parameters if judge else 0)) / 1024 ** 3
     need = staged + 2 * models * disk_gib(arch)["saved model (fp32)"]
     have = _volume_gib(root, "workspace")

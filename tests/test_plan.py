@@ -162,3 +162,25 @@ def test_hours_follow_the_stated_rates(capsys, monkeypatch):
              + grpo["trained"] * 128 / (1000 * 8)) / 3600
     assert f"| 1,896 | 22.5 | {hours:,.1f} |" in out
     assert "(hours assume 10 judge calls/s per replica, 100 samples/s per GPU, 1000 training" in out
+
+
+def test_a_staged_model_counts_only_when_it_is_the_one_params_names(tmp_path):
+    import json
+    import shutil
+
+    from recall.plan import model_shape
+
+    shutil.copytree(ROOT / "configs/models", tmp_path / "configs/models")
+    staged = tmp_path / "models/base"
+    staged.mkdir(parents=True)
+    small = {"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128,
+             "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+             "vocab_size": 1000}
+    (staged / "config.json").write_text(json.dumps(small))
+    params = params_from_dict(_paper())
+    # a toy model left in the workspace (no staging record): the committed Qwen copy counts
+    assert model_shape(params, tmp_path).parameters == 7_615_616_512
+    # the pinned hub model staged here: its own config.json counts
+    (staged / "recall_source.json").write_text(json.dumps(
+        {"source": "hub", "repo": params.models.base.repo, "revision": "x", "path": "p"}))
+    assert model_shape(params, tmp_path).source == str(staged / "config.json")
