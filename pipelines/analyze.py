@@ -30,7 +30,7 @@ from recall.config import load_params
 from recall.contract import read_items, read_records, write_json
 from recall.environment import environment
 from recall.errors import run_stage
-from recall.figures import write_study_plots
+from recall.figures import write_latent_plot, write_study_plots
 from recall.findings import (
     against_baselines,
     against_majority,
@@ -40,6 +40,7 @@ from recall.findings import (
     sharpening,
 )
 from recall.ground_truth import chance_floor, fact_exposures, read_people, stored_split
+from recall.latent import latent_evidence, mean_expected, read_gold_probabilities
 from recall.report import attribution_shares, inference_baselines, method_table, transfer_gains
 from recall.significance import paired_bootstrap, seed_means
 from recall.study_config import METHODS, RL_METHODS
@@ -129,7 +130,18 @@ def _bases(params, runs: Path, base, methods) -> dict | None:
     return out
 
 
-def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
+def _latent(params, runs: Path, items, plots: Path, exposures, figures: list) -> dict | None:
+    """p(gold) of the RL-train items before and after GRPO (its first sampled seed), by
+    exposure band, with its figure; None without p(gold) or ground truth."""
+    train = [it.id for it in items if it.split == "train"]
+    before = read_gold_probabilities(runs / "base/p_gold.jsonl")
+    after_file = runs / f"grpo/seed{min(params.study.sample_seeds)}/p_gold.jsonl"
+    after = read_gold_probabilities(after_file) if after_file.exists() else None
+    figures += write_latent_plot(before, after, exposures, train, plots)
+    return latent_evidence(before, after, exposures, train, params.latent.absent_quantile)
+
+
+def _evidence(params, base, methods, table, parts, expected=None) -> tuple[dict, list[str]]:
     """Item-level tests, gains and attribution shares, and the findings judged from them
     (recall.claims, recall.findings)."""
     n, k_last = params.sampling.n_samples, max(params.analyze.pass_k)
@@ -164,7 +176,7 @@ def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
              repair_trend_line(trend, table["grpo"]["repair"], table["wrong_per_bin"]),
              sharpening(table["base_pass_at_k"], table["grpo"]["pass_at_k"], first, last,
                         k_last, after),
-             attribution_line(shares, judged_on),
+             attribution_line(shares, judged_on, expected, params.latent.min_expected_events),
              *controls(table, tests["test"], known)]
     evidence = {"tests": tests, "gains": gains, "shares": shares, "vs_majority": vs_majority,
                 "trend": trend, "pass_at_k_change": {"1": first, str(k_last): last},
@@ -239,8 +251,13 @@ def main() -> None:
         first = min(study.sample_seeds)
         figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze,
                                        params.sampling.n_samples), "grpo", plots)
-        evidence, found = _evidence(params, base, methods, table, parts)
-        evidence["chance"] = _chance(params, items, base[1], read_people(args.world))
+        expected = mean_expected(attribution.get("expected_correct_rollouts"))
+        evidence, found = _evidence(params, base, methods, table, parts, expected)
+        people = read_people(args.world)
+        evidence["chance"] = _chance(params, items, base[1], people)
+        evidence["latent"] = _latent(params, runs, items, plots, fact_exposures(people, items),
+                                     figures)
+        evidence["expected_correct_rollouts"] = expected
         evidence["stages"] = stage_seconds(run)
         evidence["bases"] = _bases(params, runs, base, methods)
         report = study_markdown(table, baselines, transfer, found, attribution, figures,

@@ -22,6 +22,7 @@ from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.ground_truth import fact_exposures, labels_for, read_people, stored_split
 from recall.judge.factory import open_judge
+from recall.latent import expected_events, read_gold_probabilities
 from recall.launcher import relaunch_if_needed
 from recall.study import OutputDirs, attribution_config, attribution_subsets, matched_subsets, run_seed
 from recall.tracking import rank_stage_run
@@ -63,7 +64,10 @@ def main() -> None:
         access = correct_counts(base, "train", params.sampling.n_samples)
         truth = _truth_groups(args.world, train, items, access) if cfg.ground_truth else {}
         grpo = attribution_config(params, cfg.prompts_per_step)
-        out = {"partitions": {}, "size": None, "truth_size": None}
+        # Base p(gold) beside the samples (latent.run): correct rollouts each run can expect.
+        p_gold = read_gold_probabilities(args.base_samples.parent / "p_gold.jsonl")
+        out = {"partitions": {}, "size": None, "truth_size": None,
+               "expected_correct_rollouts": {}, "rollouts_per_item": grpo.group_size * grpo.epochs}
         for seed in cfg.seeds:
             subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed,
                                           cfg.prompts_per_step)
@@ -72,6 +76,10 @@ def main() -> None:
                 subsets.update(matched_subsets(truth, cfg.size, seed, cfg.prompts_per_step))
                 out["truth_size"] = len(subsets["not_stored"])
             for name, subset in subsets.items():
+                if p_gold is not None:  # what the run could see at all, before it starts
+                    out["expected_correct_rollouts"].setdefault(name, {})[f"seed{seed}"] = \
+                        expected_events([p_gold[it.id] for it in subset],
+                                        grpo.group_size * grpo.epochs)
                 summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
                                    f"attribution/{name}", seed, out_dirs.sub(name), cfg=grpo,
                                    dynamics=False, sample=False)

@@ -252,6 +252,12 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
     summary["dynamics"] = result["dynamics"].finish(summary["greedy_accuracy"])
     if sample:
         summary["pass_at_1_test"] = accuracy_by_split(samples)["test"]
+    if sample and params.latent.run:  # p(gold) after training, beside the sample records
+        from recall.engines import gold_probabilities_of
+        from recall.latent import write_gold_probabilities
+
+        summary["mean_p_gold"] = write_gold_probabilities(
+            run_dir / "p_gold.jsonl", gold_probabilities_of(params, model_dir, eval_items))
     if peak is not None:
         summary["peak_gpu_gib_training"] = peak
     return summary

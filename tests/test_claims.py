@@ -77,6 +77,30 @@ def test_share_of_gain_and_its_interval_and_verdict():
     assert "**Inconclusive**" in attribution_line({"inaccessible": none}, "inaccessible")
 
 
+def test_a_verdict_on_too_few_expected_rollouts_is_underpowered():
+    """Issue 31's hand count: 49 facts x 40 rollouts with p(gold) summing to 0.078 expect
+    3.1 correct rollouts, a 4% chance of seeing none: no refutation at the default rule (10)."""
+    n = 40
+    base = {f"t{i}": i < 10 for i in range(n)}
+    full = [{f"t{i}": i < 30 for i in range(n)}]
+    nothing = share_of_gain(base, full, [base])  # the partition's run gained nothing
+    assert nothing["ci"][1] < 0.5
+    shares = {"stored_inaccessible": nothing}
+    expected = {"stored_inaccessible": 40 * 0.078}
+    line = attribution_line(shares, "stored_inaccessible", expected, 10)
+    assert "could expect 3.1 correct rollouts" in line and "**Underpowered**" in line
+    assert "would read not reproduced" in line
+    # Enough expected events: the same data refutes; without p(gold), no rule applies.
+    assert "**Not reproduced**" in attribution_line(shares, "stored_inaccessible",
+                                                   {"stored_inaccessible": 12.0}, 10)
+    assert "**Not reproduced**" in attribution_line(shares, "stored_inaccessible")
+    # A reproduced finding stands however few events were expected.
+    half = share_of_gain(base, full, [{f"t{i}": i < 28 for i in range(n)}])
+    assert "**Reproduced**" in attribution_line({"stored_inaccessible": half},
+                                                "stored_inaccessible",
+                                                {"stored_inaccessible": 1.0}, 10)
+
+
 def test_pass_at_k_change_and_the_sharpening_verdict():
     before = [_rec(f"t{i}", [1, 0, 0, 0]) for i in range(20)]
     after = [_rec(f"t{i}", [1, 1, 1, 0]) for i in range(20)]
