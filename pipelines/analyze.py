@@ -170,7 +170,8 @@ def _evidence(params, base, methods, table, parts, expected=None) -> tuple[dict,
         known = paired_bootstrap(*(seed_means([correct_by_item(g, "test")
                                                for g in greedy[m].values()])
                                    for m in ("sft", "sft_known")))
-    judged_on = next((p for p in ("stored_inaccessible", "inaccessible") if p in shares), None)
+    judged_on = next((p for p in ("tail", "stored_inaccessible", "inaccessible")
+                      if p in shares), None)
     found = [against_baselines(tests["test"]),
              against_majority(vs_majority, params.study.majority_k),
              repair_trend_line(trend, table["grpo"]["repair"], table["wrong_per_bin"]),

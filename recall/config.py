@@ -325,6 +325,9 @@ def params_from_dict(data: dict, source: str = "params") -> Params:
     except dacite.DaciteError as err:
         raise ConfigError(f"{source}: {err}") from err
     problems = out_of_bounds(params)
+    if params.attribution.latent and not params.latent.run:
+        problems.append("attribution.latent partitions by the base's p(gold), which "
+                        "latent.run: false does not compute")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
     return params

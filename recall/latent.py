@@ -243,3 +243,12 @@ def mean_expected(expected: Mapping[str, Mapping[str, float]] | None) -> dict[st
     if not expected:
         return None
     return {name: sum(seeds.values()) / len(seeds) for name, seeds in expected.items()}
+
+
+def latent_groups(train: Sequence[QAItem], p_gold: Mapping[str, float],
+                  exposures: Mapping[str, int], quantile: float) -> dict[str, list[QAItem]]:
+    """RL-train items by their p(gold) label: tail (what RL could pull up) and absent (what no
+    method can recall), in item order; the threshold comes from the never-shown items."""
+    labels = knowledge_summary({it.id: p_gold[it.id] for it in train}, exposures,
+                               quantile)["labels"]
+    return {name: [it for it in train if labels.get(it.id) == name] for name in ("tail", "absent")}

@@ -165,3 +165,25 @@ def test_exposure_table_and_labels_count_each_item_once():
     assert powered("not reproduced", 10.0, 10) == "not reproduced"
     assert powered("reproduced", 0.5, 10) == "reproduced"
     assert powered("not reproduced", None, 10) == "not reproduced"
+
+
+def test_latent_groups_split_rl_train_by_label():
+    from recall.latent import latent_groups
+
+    train = [_item(i, f"q{i}", "a", split="train") for i in range(5)]
+    p = {"q0": 1e-6, "q1": 2e-6, "q2": 1e-3, "q3": 0.5, "q4": 1e-5}
+    exposures = {"q0": 0, "q1": 0, "q2": 4, "q3": 9, "q4": 1}
+    groups = latent_groups(train, p, exposures, 1.0)
+    assert [it.id for it in groups["tail"]] == ["q2", "q4"]
+    assert [it.id for it in groups["absent"]] == ["q0", "q1"]
+
+
+def test_attribution_by_p_gold_needs_p_gold():
+    from conftest import micro_params_dict
+
+    from recall.config import ConfigError, params_from_dict
+
+    data = micro_params_dict()
+    data["latent"]["run"], data["attribution"]["latent"] = False, True
+    with pytest.raises(ConfigError, match="attribution.latent partitions by the base's p"):
+        params_from_dict(data)
