@@ -21,6 +21,7 @@ from recall.claims import (
     correct_by_item,
     item_tests,
     majority_by_item,
+    mass_moves,
     normalised_gain,
     pass_at_k_change,
     repair_trend,
@@ -40,7 +41,12 @@ from recall.findings import (
     sharpening,
 )
 from recall.ground_truth import chance_floor, fact_exposures, read_people, stored_split
-from recall.latent import latent_evidence, mean_expected, read_gold_probabilities
+from recall.latent import (
+    exact_pass_curve,
+    latent_evidence,
+    mean_expected,
+    read_gold_probabilities,
+)
 from recall.report import attribution_shares, inference_baselines, method_table, transfer_gains
 from recall.significance import paired_bootstrap, seed_means
 from recall.study_config import METHODS, RL_METHODS
@@ -139,6 +145,29 @@ def _latent(params, runs: Path, items, plots: Path, exposures, figures: list) ->
     after = read_gold_probabilities(after_file) if after_file.exists() else None
     figures += write_latent_plot(before, after, exposures, train, plots)
     return latent_evidence(before, after, exposures, train, params.latent.absent_quantile)
+
+
+def _mass(params, runs: Path, items) -> tuple[dict | None, dict | None]:
+    """Issue 31's exact measures on the test items: p(gold) and p(the base's wrong greedy
+    answer) before and after GRPO, SFT and DPO (base-wrong items), and exact pass@k before
+    and after GRPO. (None, None) without p(gold)."""
+    before = read_gold_probabilities(runs / "base/p_gold.jsonl")
+    wrong = read_gold_probabilities(runs / "base/p_gold.jsonl", "p_base_answer")
+    if before is None:
+        return None, None
+    moves = {}
+    for m in ("grpo", "sft", "dpo"):
+        files = [runs / m / f"seed{s}/p_gold.jsonl" for s in params.study.seeds]
+        if wrong and all(f.exists() for f in files):
+            moves[m] = mass_moves(before, wrong, [read_gold_probabilities(f) for f in files],
+                                  [read_gold_probabilities(f, "p_base_answer") for f in files])
+    test = [it.id for it in items if it.split == "test"]
+    ks = params.analyze.pass_k
+    exact = {"base": exact_pass_curve(before, test, ks)}
+    after = runs / f"grpo/seed{min(params.study.sample_seeds)}/p_gold.jsonl"
+    if after.exists():
+        exact["grpo"] = exact_pass_curve(read_gold_probabilities(after), test, ks)
+    return moves or None, exact
 
 
 def _evidence(params, base, methods, table, parts, expected=None) -> tuple[dict, list[str]]:
@@ -259,6 +288,7 @@ def main() -> None:
         evidence["latent"] = _latent(params, runs, items, plots, fact_exposures(people, items),
                                      figures)
         evidence["expected_correct_rollouts"] = expected
+        evidence["mass_moves"], evidence["exact_pass_at_k"] = _mass(params, runs, items)
         evidence["stages"] = stage_seconds(run)
         evidence["bases"] = _bases(params, runs, base, methods)
         report = study_markdown(table, baselines, transfer, found, attribution, figures,

@@ -15,7 +15,7 @@ from recall.contract import read_items, write_json, write_jsonl
 from recall.engines import engine_for, gold_probabilities_of
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
-from recall.latent import write_gold_probabilities
+from recall.latent import write_gold_probabilities, wrong_answer_items
 from recall.prompts import COT, DIRECT, has_chat_template
 from recall.sampling import (
     accuracy_by_split,
@@ -68,8 +68,9 @@ def main() -> None:
                                  if params.cot.run else ({}, 0))
         # After the engine let go of the model: one copy in memory at a time. With latent.run
         # off the file is written empty, so the stages reading it need no profile of their own.
-        p_gold = write_gold_probabilities(out / "p_gold.jsonl", gold_probabilities_of(
-            params, model_dir, greedy_pool) if params.latent.run else [])
+        p_gold = write_gold_probabilities(out / "p_gold.jsonl", *(gold_probabilities_of(
+            params, model_dir, greedy_pool, wrong_answer_items(greedy_pool, greedy))
+            if params.latent.run else ([], [])))
         summary = {
             "greedy_accuracy": accuracy_by_split(greedy),
             "mean_p_gold": p_gold,

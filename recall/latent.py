@@ -139,35 +139,60 @@ def expected_events(p_gold: Sequence[float], draws_per_item: int) -> float:
     return draws_per_item * float(sum(p_gold))
 
 
-def write_gold_probabilities(path, probs: Sequence[GoldProbability]) -> dict[str, float]:
-    """`path` (JSONL, one record per item, beside the sample records; empty for none);
-    returns the mean p(gold) per split for metrics and MLflow."""
+def wrong_answer_items(items: Sequence[QAItem], greedy: Sequence) -> list[QAItem]:
+    """Each base-wrong test item with the base's greedy (wrong) answer as its one answer to
+    score: how much probability training moves off that answer (`greedy`: SampleRecords)."""
+    import dataclasses
+
+    wrong = {r.id: r.completions[0] for r in greedy
+             if r.split == "test" and not r.scores[0] and r.completions[0]}
+    return [dataclasses.replace(it, answers=(wrong[it.id],)) for it in items if it.id in wrong]
+
+
+def write_gold_probabilities(path, probs: Sequence[GoldProbability],
+                             wrong: Sequence[GoldProbability] = ()) -> dict[str, float]:
+    """`path` (JSONL, one record per item, beside the sample records; empty for none), with
+    `p_base_answer` where `wrong` scored the base's wrong greedy answer; returns the mean
+    p(gold) per split for metrics and MLflow."""
     from recall.contract import write_jsonl
 
+    base_answer = {g.id: (next(iter(g.aliases)), g.p) for g in wrong}
     write_jsonl(path, [{"id": g.id, "split": g.split, "p_gold": g.p, "log_p_gold": g.log_p,
-                        "aliases": dict(g.aliases)} for g in probs])
+                        "aliases": dict(g.aliases),
+                        "base_answer": base_answer.get(g.id, (None, None))[0],
+                        "p_base_answer": base_answer.get(g.id, (None, None))[1]} for g in probs])
     splits = sorted({g.split for g in probs})
     return {s: sum(g.p for g in probs if g.split == s) / sum(g.split == s for g in probs)
             for s in splits}
 
 
-def _gold_row(obj: dict, where: str) -> tuple[str, float]:
+def _probability(obj: dict, key: str, where: str) -> float:
     from recall.contract import ContractError, require_field
 
+    value = require_field(obj, key, (int, float), where)
+    if not 0.0 <= value <= 1.0:
+        raise ContractError(f"{where}: field '{key}' must be a probability in [0, 1], "
+                            f"got {value!r}")
+    return float(value)
+
+
+def _gold_row(obj: dict, where: str) -> tuple[str, float, float | None]:
+    from recall.contract import require_field
+
     require_field(obj, "id", str, where)
-    require_field(obj, "p_gold", (int, float), where)
-    if not 0.0 <= obj["p_gold"] <= 1.0:
-        raise ContractError(f"{where}: field 'p_gold' must be a probability in [0, 1], "
-                            f"got {obj['p_gold']!r}")
-    return obj["id"], float(obj["p_gold"])
+    wrong = None if obj.get("p_base_answer") is None else _probability(obj, "p_base_answer", where)
+    return obj["id"], _probability(obj, "p_gold", where), wrong
 
 
-def read_gold_probabilities(path) -> dict[str, float] | None:
-    """Item id -> p(gold) from a file `write_gold_probabilities` wrote; None when it holds
+def read_gold_probabilities(path, key: str = "p_gold") -> dict[str, float] | None:
+    """Item id -> p(gold) (or, `key` p_base_answer, p of the base's wrong greedy answer, for
+    the items that have one) from a file `write_gold_probabilities` wrote; None when it holds
     none (latent.run off). A malformed row names its file, line and field."""
     from recall.contract import read_jsonl
 
-    return dict(read_jsonl(path, _gold_row)) or None
+    rows = list(read_jsonl(path, _gold_row))
+    column = 1 if key == "p_gold" else 2
+    return {r[0]: r[column] for r in rows if r[column] is not None} or None
 
 
 # The exposure bands and p(gold) bins of the report's table (issue 31's measurement).
@@ -252,3 +277,9 @@ def latent_groups(train: Sequence[QAItem], p_gold: Mapping[str, float],
     labels = knowledge_summary({it.id: p_gold[it.id] for it in train}, exposures,
                                quantile)["labels"]
     return {name: [it for it in train if labels.get(it.id) == name] for name in ("tail", "absent")}
+
+
+def exact_pass_curve(p_gold: Mapping[str, float], ids: Sequence[str],
+                     ks: Sequence[int]) -> dict[int, float]:
+    """Mean exact pass@k over `ids` for each k: pass@k with no sampling noise."""
+    return {k: sum(exact_pass_at_k(p_gold[i], k) for i in ids) / len(ids) for k in ks}

@@ -74,6 +74,7 @@ def study_markdown(table: Mapping, baselines: Mapping, transfer: Mapping | None,
     out += _gain_section(evidence.get("gains"))
     out += _chance_section(evidence.get("chance"))
     out += _latent_section(evidence.get("latent"))
+    out += _mass_section(evidence.get("mass_moves"), evidence.get("exact_pass_at_k"), table)
     out += ["## What the organism says", "", *lines_found, ""]
     out += _pass_at_k_section(table)
     out += _repair_section(table)
@@ -215,6 +216,35 @@ def _latent_section(latent: Mapping | None) -> list[str]:
             "| exposure | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     out += [f"| {band} | " + " | ".join(str(row[n]) for n in names) + " |"
             for band, row in labels.items()]
+    return out + [""]
+
+
+def _mass_section(moves: Mapping | None, exact: Mapping | None, table: Mapping) -> list[str]:
+    """Where training moved probability on base-wrong test items, and exact pass@k."""
+    if not moves and not exact:
+        return []
+    out = ["## Mass moves, measured exactly", ""]
+    if moves:
+        out += ["On the test items the base model answers wrong (greedy), the mean change in "
+                "p(gold) and in p(the base's own wrong answer) after training, seed means, with "
+                "a 95% paired bootstrap over items:", "",
+                "| method | items | p(gold) before | change | p(base's answer) before | change |",
+                "|---|---:|---:|---|---:|---|"]
+        out += [f"| {LABELS[m]} | {v['items']} | {v['gold_before']:.4f} | {ci_text(v['gold'], '{:+.4f}')} "
+                f"| {v['wrong_before']:.4f} | {ci_text(v['wrong_answer'], '{:+.4f}')} |"
+                for m, v in moves.items()]
+        out.append("")
+    if exact:
+        ks = list(exact["base"])
+        sampled = {"base": table["base_pass_at_k"], "grpo": table["grpo"].get("pass_at_k") or {}}
+        out += ["Exact pass@k on the test items, 1 − (1 − p(gold))^k averaged over items (no "
+                "sampling noise; a lower bound on the judged pass@k), beside the sampled one:", "",
+                "| model | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+        for name, curve in exact.items():
+            cells = [f"{curve[k]:.3f} ({sampled[name][k]:.3f})" if k in sampled[name]
+                     else f"{curve[k]:.3f}" for k in ks]
+            out.append(f"| {'base' if name == 'base' else 'GRPO'} | " + " | ".join(cells) + " |")
+        out += ["", "Each cell: exact (sampled, judged)."]
     return out + [""]
 
 

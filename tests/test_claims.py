@@ -131,3 +131,17 @@ def test_gain_over_each_base_and_the_interval_over_bases():
     assert res["over_bases"]["ci"] == pytest.approx([0.2 - 1.2706, 0.2 + 1.2706], abs=1e-3)
     assert res["items"]["diff"] == pytest.approx(0.2) and res["items"]["items"] == 10
     assert res["mcnemar"][0]["c"] == 2 and res["mcnemar"][1]["c"] == 1
+
+
+def test_mass_moves_are_seed_means_against_the_base_on_its_wrong_items():
+    from recall.claims import mass_moves
+
+    gold_before = {"a": 0.1, "b": 0.2, "c": 0.9}  # c: base-right, no wrong answer
+    wrong_before = {"a": 0.6, "b": 0.5}
+    gold_after = [{"a": 0.3, "b": 0.2, "c": 0.9}, {"a": 0.5, "b": 0.4, "c": 0.9}]
+    wrong_after = [{"a": 0.2, "b": 0.5}, {"a": 0.4, "b": 0.3}]
+    moves = mass_moves(gold_before, wrong_before, gold_after, wrong_after)
+    assert moves["items"] == 2 and moves["gold_before"] == pytest.approx(0.15)
+    assert moves["gold"]["diff"] == pytest.approx(((0.4 - 0.1) + (0.3 - 0.2)) / 2)
+    assert moves["wrong_answer"]["diff"] == pytest.approx(((0.3 - 0.6) + (0.4 - 0.5)) / 2)
+    assert moves["wrong_answer"]["ci"][1] < 0  # both items lost mass on the wrong answer
