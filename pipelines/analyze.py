@@ -242,7 +242,22 @@ def _mlflow_metrics(headline: dict, baselines, shares, transfer, evidence, d: st
             **{f"attribution_share.{n}": p["share"]["mean"]
                for n, p in shares["partitions"].items()},
             "transfer_target_gain": transfer["target"]["gain"]["mean"],
-            "grpo_gain_relative": evidence["gains"]["relative"]}
+            "grpo_gain_relative": evidence["gains"]["relative"],
+            **_latent_metrics(evidence)}
+
+
+def _latent_metrics(evidence: dict) -> dict:
+    """p(gold) in the compare view: RL-train means before and after GRPO, and the mass
+    moved on base-wrong test items per method."""
+    out = {}
+    if evidence.get("latent"):
+        out["p_gold.train_base"] = evidence["latent"]["mean_before"]
+        if evidence["latent"]["mean_after"] is not None:
+            out["p_gold.train_grpo"] = evidence["latent"]["mean_after"]
+    for m, moves in (evidence.get("mass_moves") or {}).items():
+        out[f"mass.{m}.gold_change"] = moves["gold"]["diff"]
+        out[f"mass.{m}.wrong_answer_change"] = moves["wrong_answer"]["diff"]
+    return out
 
 
 def main() -> None:

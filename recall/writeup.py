@@ -238,7 +238,8 @@ def _mass_section(moves: Mapping | None, exact: Mapping | None, table: Mapping) 
         ks = list(exact["base"])
         sampled = {"base": table["base_pass_at_k"], "grpo": table["grpo"].get("pass_at_k") or {}}
         out += ["Exact pass@k on the test items, 1 − (1 − p(gold))^k averaged over items (no "
-                "sampling noise; a lower bound on the judged pass@k), beside the sampled one:", "",
+                "sampling noise; in expectation a lower bound on the judged pass@k), beside the sampled "
+                "one:", "",
                 "| model | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
         for name, curve in exact.items():
             cells = [f"{curve[k]:.3f} ({sampled[name][k]:.3f})" if k in sampled[name]
