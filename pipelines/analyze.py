@@ -21,6 +21,7 @@ from recall.claims import (
     correct_by_item,
     item_tests,
     majority_by_item,
+    mass_moves,
     normalised_gain,
     pass_at_k_change,
     repair_trend,
@@ -30,7 +31,7 @@ from recall.config import load_params
 from recall.contract import read_items, read_records, write_json
 from recall.environment import environment
 from recall.errors import run_stage
-from recall.figures import write_study_plots
+from recall.figures import write_latent_plot, write_study_plots
 from recall.findings import (
     against_baselines,
     against_majority,
@@ -40,6 +41,12 @@ from recall.findings import (
     sharpening,
 )
 from recall.ground_truth import chance_floor, fact_exposures, read_people, stored_split
+from recall.latent import (
+    exact_pass_curve,
+    latent_evidence,
+    mean_expected,
+    read_gold_probabilities,
+)
 from recall.report import attribution_shares, inference_baselines, method_table, transfer_gains
 from recall.significance import paired_bootstrap, seed_means
 from recall.study_config import METHODS, RL_METHODS
@@ -129,7 +136,41 @@ def _bases(params, runs: Path, base, methods) -> dict | None:
     return out
 
 
-def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
+def _latent(params, runs: Path, items, plots: Path, exposures, figures: list) -> dict | None:
+    """p(gold) of the RL-train items before and after GRPO (its first sampled seed), by
+    exposure band, with its figure; None without p(gold) or ground truth."""
+    train = [it.id for it in items if it.split == "train"]
+    before = read_gold_probabilities(runs / "base/p_gold.jsonl")
+    after_file = runs / f"grpo/seed{min(params.study.sample_seeds)}/p_gold.jsonl"
+    after = read_gold_probabilities(after_file) if after_file.exists() else None
+    figures += write_latent_plot(before, after, exposures, train, plots)
+    return latent_evidence(before, after, exposures, train, params.latent.absent_quantile)
+
+
+def _mass(params, runs: Path, items) -> tuple[dict | None, dict | None]:
+    """Issue 31's exact measures on the test items: p(gold) and p(the base's wrong greedy
+    answer) before and after GRPO, SFT and DPO (base-wrong items), and exact pass@k before
+    and after GRPO. (None, None) without p(gold)."""
+    before = read_gold_probabilities(runs / "base/p_gold.jsonl")
+    wrong = read_gold_probabilities(runs / "base/p_gold.jsonl", "p_base_answer")
+    if before is None:
+        return None, None
+    moves = {}
+    for m in ("grpo", "sft", "dpo"):
+        files = [runs / m / f"seed{s}/p_gold.jsonl" for s in params.study.seeds]
+        if wrong and all(f.exists() for f in files):
+            moves[m] = mass_moves(before, wrong, [read_gold_probabilities(f) for f in files],
+                                  [read_gold_probabilities(f, "p_base_answer") for f in files])
+    test = [it.id for it in items if it.split == "test"]
+    ks = params.analyze.pass_k
+    exact = {"base": exact_pass_curve(before, test, ks)}
+    after = runs / f"grpo/seed{min(params.study.sample_seeds)}/p_gold.jsonl"
+    if after.exists():
+        exact["grpo"] = exact_pass_curve(read_gold_probabilities(after), test, ks)
+    return moves or None, exact
+
+
+def _evidence(params, base, methods, table, parts, expected=None) -> tuple[dict, list[str]]:
     """Item-level tests, gains and attribution shares, and the findings judged from them
     (recall.claims, recall.findings)."""
     n, k_last = params.sampling.n_samples, max(params.analyze.pass_k)
@@ -158,13 +199,14 @@ def _evidence(params, base, methods, table, parts) -> tuple[dict, list[str]]:
         known = paired_bootstrap(*(seed_means([correct_by_item(g, "test")
                                                for g in greedy[m].values()])
                                    for m in ("sft", "sft_known")))
-    judged_on = next((p for p in ("stored_inaccessible", "inaccessible") if p in shares), None)
+    judged_on = next((p for p in ("tail", "stored_inaccessible", "inaccessible")
+                      if p in shares), None)
     found = [against_baselines(tests["test"]),
              against_majority(vs_majority, params.study.majority_k),
              repair_trend_line(trend, table["grpo"]["repair"], table["wrong_per_bin"]),
              sharpening(table["base_pass_at_k"], table["grpo"]["pass_at_k"], first, last,
                         k_last, after),
-             attribution_line(shares, judged_on),
+             attribution_line(shares, judged_on, expected, params.latent.min_expected_events),
              *controls(table, tests["test"], known)]
     evidence = {"tests": tests, "gains": gains, "shares": shares, "vs_majority": vs_majority,
                 "trend": trend, "pass_at_k_change": {"1": first, str(k_last): last},
@@ -200,7 +242,22 @@ def _mlflow_metrics(headline: dict, baselines, shares, transfer, evidence, d: st
             **{f"attribution_share.{n}": p["share"]["mean"]
                for n, p in shares["partitions"].items()},
             "transfer_target_gain": transfer["target"]["gain"]["mean"],
-            "grpo_gain_relative": evidence["gains"]["relative"]}
+            "grpo_gain_relative": evidence["gains"]["relative"],
+            **_latent_metrics(evidence)}
+
+
+def _latent_metrics(evidence: dict) -> dict:
+    """p(gold) in the compare view: RL-train means before and after GRPO, and the mass
+    moved on base-wrong test items per method."""
+    out = {}
+    if evidence.get("latent"):
+        out["p_gold.train_base"] = evidence["latent"]["mean_before"]
+        if evidence["latent"]["mean_after"] is not None:
+            out["p_gold.train_grpo"] = evidence["latent"]["mean_after"]
+    for m, moves in (evidence.get("mass_moves") or {}).items():
+        out[f"mass.{m}.gold_change"] = moves["gold"]["diff"]
+        out[f"mass.{m}.wrong_answer_change"] = moves["wrong_answer"]["diff"]
+    return out
 
 
 def main() -> None:
@@ -239,8 +296,14 @@ def main() -> None:
         first = min(study.sample_seeds)
         figures += write_plots(compare(*base, *methods["grpo"][first], params.analyze,
                                        params.sampling.n_samples), "grpo", plots)
-        evidence, found = _evidence(params, base, methods, table, parts)
-        evidence["chance"] = _chance(params, items, base[1], read_people(args.world))
+        expected = mean_expected(attribution.get("expected_correct_rollouts"))
+        evidence, found = _evidence(params, base, methods, table, parts, expected)
+        people = read_people(args.world)
+        evidence["chance"] = _chance(params, items, base[1], people)
+        evidence["latent"] = _latent(params, runs, items, plots, fact_exposures(people, items),
+                                     figures)
+        evidence["expected_correct_rollouts"] = expected
+        evidence["mass_moves"], evidence["exact_pass_at_k"] = _mass(params, runs, items)
         evidence["stages"] = stage_seconds(run)
         evidence["bases"] = _bases(params, runs, base, methods)
         report = study_markdown(table, baselines, transfer, found, attribution, figures,

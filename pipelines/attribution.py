@@ -4,7 +4,8 @@
 Partitions RL-train by the base model's correct count among its samples
 (`attribution.partitions`, e.g. inaccessible 0, partial 1-64, high 65-128), and with
 `attribution.ground_truth` also by the toy world's labels (stored_inaccessible: a biography
-was shown but no sample was right; not_stored: none was shown), cuts each family to one
+was shown but no sample was right; not_stored: none was shown), with `attribution.latent`
+by the base's p(gold) labels (tail, absent: recall.latent), cuts each family to one
 size, runs GRPO (the grpo section, `attribution.prompts_per_step` prompts per step) on
 each for every `attribution.seeds`, and writes greedy answers to
 runs/attribution/<partition>/seed<s>/greedy.jsonl and metrics/attribution.json.
@@ -22,6 +23,7 @@ from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.ground_truth import fact_exposures, labels_for, read_people, stored_split
 from recall.judge.factory import open_judge
+from recall.latent import expected_events, latent_groups, read_gold_probabilities
 from recall.launcher import relaunch_if_needed
 from recall.study import OutputDirs, attribution_config, attribution_subsets, matched_subsets, run_seed
 from recall.tracking import rank_stage_run
@@ -61,9 +63,14 @@ def main() -> None:
         base = read_records(args.base_samples)
         out_dirs = OutputDirs(args.models, args.runs, args.checkpoints)
         access = correct_counts(base, "train", params.sampling.n_samples)
+        # Base p(gold) beside the samples (latent.run): correct rollouts each run can expect.
+        p_gold = read_gold_probabilities(args.base_samples.parent / "p_gold.jsonl")
         truth = _truth_groups(args.world, train, items, access) if cfg.ground_truth else {}
+        latent = latent_groups(train, p_gold, fact_exposures(read_people(args.world), items),
+                               params.latent.absent_quantile) if cfg.latent else {}
         grpo = attribution_config(params, cfg.prompts_per_step)
-        out = {"partitions": {}, "size": None, "truth_size": None}
+        out = {"partitions": {}, "size": None, "truth_size": None,
+               "expected_correct_rollouts": {}, "rollouts_per_item": grpo.group_size * grpo.epochs}
         for seed in cfg.seeds:
             subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed,
                                           cfg.prompts_per_step)
@@ -71,7 +78,14 @@ def main() -> None:
             if truth:  # the world's split, at its own matched size
                 subsets.update(matched_subsets(truth, cfg.size, seed, cfg.prompts_per_step))
                 out["truth_size"] = len(subsets["not_stored"])
+            if latent:  # the base's p(gold) labels, likewise
+                subsets.update(matched_subsets(latent, cfg.size, seed, cfg.prompts_per_step))
+                out["latent_size"] = len(subsets["tail"])
             for name, subset in subsets.items():
+                if p_gold is not None:  # what the run could see at all, before it starts
+                    out["expected_correct_rollouts"].setdefault(name, {})[f"seed{seed}"] = \
+                        expected_events([p_gold[it.id] for it in subset],
+                                        grpo.group_size * grpo.epochs)
                 summary = run_seed("grpo", params, args.base, subset, items, {}, judge,
                                    f"attribution/{name}", seed, out_dirs.sub(name), cfg=grpo,
                                    dynamics=False, sample=False)
@@ -82,7 +96,7 @@ def main() -> None:
                                       summary["greedy_accuracy"]["test"])
         out["available"] = {name: sum(lo <= access[it.id] <= hi for it in train)
                             for name, (lo, hi) in cfg.partitions.items()}
-        out["available"].update({name: len(group) for name, group in truth.items()})
+        out["available"].update({name: len(group) for name, group in {**truth, **latent}.items()})
         if is_main_process():
             write_json(args.metrics, out)
 

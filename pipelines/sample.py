@@ -12,9 +12,10 @@ from pathlib import Path
 
 from recall.config import load_params
 from recall.contract import read_items, write_json, write_jsonl
-from recall.engines import engine_for
+from recall.engines import engine_for, gold_probabilities_of
 from recall.errors import run_stage
 from recall.judge.factory import open_judge
+from recall.latent import write_gold_probabilities, wrong_answer_items
 from recall.prompts import COT, DIRECT, has_chat_template
 from recall.sampling import (
     accuracy_by_split,
@@ -65,8 +66,14 @@ def main() -> None:
             n_samples = sum(len(r.completions) for r in samples)
             cot, unjudged_cot = (_cot(engine, judge, items, params.cot, args.model, out)
                                  if params.cot.run else ({}, 0))
+        # After the engine let go of the model: one copy in memory at a time. With latent.run
+        # off the file is written empty, so the stages reading it need no profile of their own.
+        p_gold = write_gold_probabilities(out / "p_gold.jsonl", *(gold_probabilities_of(
+            params, model_dir, greedy_pool, wrong_answer_items(greedy_pool, greedy))
+            if params.latent.run else ([], [])))
         summary = {
             "greedy_accuracy": accuracy_by_split(greedy),
+            "mean_p_gold": p_gold,
             "sample_accuracy": accuracy_by_split(samples),
             "engine": engine.name,
             "samples": n_samples,
@@ -83,6 +90,7 @@ def main() -> None:
         mlflow.log_metrics({f"greedy_acc_{s}": v for s, v in summary["greedy_accuracy"].items()})
         mlflow.log_metrics({f"sample_acc_{s}": v for s, v in summary["sample_accuracy"].items()})
         mlflow.log_metric("samples_per_second", summary["samples_per_second"])
+        mlflow.log_metrics({f"mean_p_gold_{s}": v for s, v in p_gold.items()})
 
 
 def _cot(engine, judge, items, cfg, model: str, out: Path) -> tuple[dict, int]:

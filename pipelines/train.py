@@ -24,6 +24,7 @@ from recall.contract import read_items, read_records, write_json
 from recall.errors import run_stage
 from recall.ground_truth import fact_exposures, read_people, stored_items
 from recall.judge.factory import open_judge
+from recall.latent import wrong_answer_items
 from recall.launcher import relaunch_if_needed
 from recall.study import OutputDirs, reward_judge, run_seed
 from recall.study_config import METHODS, RL_METHODS
@@ -63,12 +64,15 @@ def main() -> None:
         # A declared output of every train@ stage; only the RL methods write checkpoints.
         args.checkpoints.mkdir(parents=True, exist_ok=True)
         out = OutputDirs(args.models, args.runs, args.checkpoints)
+        # The base's wrong greedy test answers: does training move probability off them?
+        wrong = wrong_answer_items(items, read_records(args.base_samples.parent / "greedy.jsonl"))
         seeds = {}
         for seed in params.study.seeds:
             seeds[seed] = run_seed(method, params, args.base, train, items, base_samples,
                                    judge, method, seed, out,
                                    sample=seed in params.study.sample_seeds
-                                   and method in params.study.sample_methods)
+                                   and method in params.study.sample_methods,
+                                   latent=wrong if params.latent.run else None)
         if main_process:
             _record(params, method, seeds, judge, run, out, args.metrics)
 

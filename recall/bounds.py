@@ -79,6 +79,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "JudgeModelConfig.steps": POSITIVE, "JudgeModelConfig.batch_size": POSITIVE,
     "JudgeModelConfig.learning_rate": RATE, "JudgeModelConfig.warmup_steps": NATURAL,
     "JudgeModelConfig.negatives": POSITIVE, "JudgeModelConfig.draws": POSITIVE,
+    "LatentConfig.batch_size": POSITIVE, "LatentConfig.absent_quantile": SHARE,
+    "LatentConfig.min_expected_events": (0.0, INF),
     "AnalyzeConfig.pass_k": POSITIVE, "AnalyzeConfig.bin_edges": NATURAL,
     "SweepConfig.n_trials": POSITIVE, "SweepConfig.sampler_seed": NATURAL,
     "SweepConfig.eval_every_steps": POSITIVE, "SweepConfig.pruner_warmup_steps": NATURAL,

@@ -160,3 +160,22 @@ def accuracy_rows(base: Sequence[SampleRecord],
         rows[split][name] = found["mean"]
         rows[f"{split}_low"][name], rows[f"{split}_high"][name] = found["ci"]
     return rows
+
+
+def _seed_mean(runs: Sequence[Mapping[str, float]], ids: Sequence[str]) -> dict[str, float]:
+    return {i: sum(run[i] for run in runs) / len(runs) for i in ids}
+
+
+def mass_moves(gold_before: Mapping[str, float], wrong_before: Mapping[str, float],
+               gold_after: Sequence[Mapping[str, float]],
+               wrong_after: Sequence[Mapping[str, float]]) -> dict:
+    """On the base-wrong test items (those `wrong_before` holds): the change in p(gold) and
+    in p(the base's wrong greedy answer) after training (seed means over `*_after`), each a
+    paired bootstrap over items: the paper's redistribution claim, measured directly."""
+    ids = sorted(wrong_before)
+    return {"items": len(ids),
+            "gold_before": sum(gold_before[i] for i in ids) / len(ids),
+            "wrong_before": sum(wrong_before[i] for i in ids) / len(ids),
+            "gold": paired_bootstrap({i: gold_before[i] for i in ids}, _seed_mean(gold_after, ids)),
+            "wrong_answer": paired_bootstrap({i: wrong_before[i] for i in ids},
+                                             _seed_mean(wrong_after, ids))}

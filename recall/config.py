@@ -235,6 +235,19 @@ class JudgeModelConfig:
 
 
 @dataclass(frozen=True)
+class LatentConfig:
+    """Teacher-forced p(gold) (recall.latent): the organism's exact measure of latent
+    knowledge, beside the paper's sampled accessibility."""
+
+    run: bool  # p(gold) of every item under the base and each sampled trained model
+    batch_size: int  # aliases per forward pass
+    absent_quantile: float  # absent: p(gold) at or below this quantile over never-shown facts
+    # A finding that rests on events that may not happen (correct rollouts in an attribution
+    # run) is "underpowered" when p(gold) expects fewer of them than this.
+    min_expected_events: float
+
+
+@dataclass(frozen=True)
 class AnalyzeConfig:
     pass_k: tuple[int, ...]
     # Upper edges of the paper's accessibility bins: 0, 1, 2, 3-4, 5-8, 9-16, 17-32, 33-64, 65-128.
@@ -266,6 +279,7 @@ class Params:
     transfer: TransferConfig
     judge: JudgeConfig
     judge_model: JudgeModelConfig
+    latent: LatentConfig
     analyze: AnalyzeConfig
     tracking: TrackingConfig
     sweep: SweepConfig
@@ -311,6 +325,9 @@ def params_from_dict(data: dict, source: str = "params") -> Params:
     except dacite.DaciteError as err:
         raise ConfigError(f"{source}: {err}") from err
     problems = out_of_bounds(params)
+    if params.attribution.latent and not params.latent.run:
+        problems.append("attribution.latent partitions by the base's p(gold), which "
+                        "latent.run: false does not compute")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
     return params

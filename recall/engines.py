@@ -225,6 +225,19 @@ def engine_for(params, model_dir) -> object:
                        compute=resolve(params.compute), options=params.compute)
 
 
+def gold_probabilities_of(params, model_dir, items, wrong=()) -> tuple[list, list]:
+    """p(gold) of `items`, and of the base's wrong answers in `wrong` (recall.latent), under
+    the model saved in `model_dir`, loaded as the transformers engine loads it: the run's
+    device and dtype."""
+    from recall.compute import resolve
+    from recall.latent import gold_probabilities
+
+    size = params.latent.batch_size
+    with TransformersEngine(str(model_dir), compute=resolve(params.compute)) as engine:
+        return (gold_probabilities(engine.model, engine.tokenizer, items, size),
+                gold_probabilities(engine.model, engine.tokenizer, wrong, size, progress=False))
+
+
 # What a training rank's environment says about its process group and TRL's engine. A fresh
 # evaluation process must see none of it: vLLM would join the trainers' group, or take TRL's
 # VLLM_ENABLE_V1_MULTIPROCESSING=0 (set for its colocated engine) on a GPU, where VLLMEngine

@@ -95,3 +95,35 @@ def _dynamics_figure(table: Mapping, dynamics: Sequence[Mapping], methods: Seque
         ax.set(xlabel="training progress", ylabel=f"greedy accuracy ({split})", title=split)
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
+
+
+def write_latent_plot(before: Mapping[str, float] | None, after: Mapping[str, float] | None,
+                      exposures: Mapping[str, int], ids: Sequence[str], plots: Path) -> list[Path]:
+    """p(gold) per item before and after GRPO (plots/p_gold.csv, a DVC scatter of log10
+    values) and its histogram per exposure band (plots/p_gold.png). Without p(gold)
+    (latent.run off) both say so rather than go missing."""
+    import math
+
+    from recall.latent import BANDS, band_of
+
+    plt = _plt()
+    rows = [[i, band_of(exposures[i]) if i in exposures else "",
+             math.log10(max(before[i], 1e-30)),
+             "" if after is None or i not in after else math.log10(max(after[i], 1e-30))]
+            for i in ids if before is not None and i in before]
+    write_csv(plots / "p_gold.csv", ["id", "band", "log10_p_before", "log10_p_after"], rows)
+    fig, axes = plt.subplots(1, len(BANDS), figsize=(13, 3.2), sharey=True)
+    for ax, (band, _, _) in zip(axes, BANDS):
+        mine = [r for r in rows if r[1] == band]
+        bins = [x / 2 for x in range(-24, 1)]
+        ax.hist([r[2] for r in mine], bins=bins, alpha=0.6, color="grey", label="base")
+        if after is not None:
+            ax.hist([r[3] for r in mine if r[3] != ""], bins=bins, alpha=0.6, label="GRPO")
+        ax.axvline(math.log10(1 / 128), color="k", lw=0.8, ls="--")
+        ax.set(title=f"{band} (n={len(mine)})", xlabel="log10 p(gold)")
+    axes[0].set_ylabel("RL-train items")
+    if rows:
+        axes[0].legend(fontsize=7)
+    else:
+        fig.suptitle("p(gold) not measured (latent.run is off, or real data: no exposure)")
+    return [save_figure(fig, plots / "p_gold.png")]

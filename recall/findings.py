@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from recall.latent import powered
 from recall.significance import ALPHA, verdict
 
 LABELS = {"base": "base (greedy)", "majority": "majority vote", "grpo": "GRPO", "rloo": "RLOO",
@@ -78,10 +79,14 @@ def sharpening(pk_base: Mapping[int, float], pk_after: Mapping[int, float],
     return text + "**Inconclusive**: pass@1 does not rise clearly."
 
 
-def attribution_line(shares: Mapping[str, Mapping], judged_on: str | None) -> str:
+def attribution_line(shares: Mapping[str, Mapping], judged_on: str | None,
+                     expected: Mapping[str, float] | None = None,
+                     min_expected: float = 0.0) -> str:
     """Finding 5: the share of the full-data gain that GRPO on one partition recovers,
     judged on `judged_on` (the world's stored-but-inaccessible facts when there is ground
-    truth, else the paper's accessibility-0 partition)."""
+    truth, else the paper's accessibility-0 partition). `expected`: correct rollouts each
+    partition's run could expect from the base's p(gold) (recall.latent); a verdict against
+    the paper on fewer than `min_expected` of them is "underpowered"."""
     def one(name: str) -> str:
         s = shares[name]
         ci = (f" [{s['ci'][0]:.2f}, {s['ci'][1]:.2f}]" if s["ci"] else " [no interval]")
@@ -94,16 +99,26 @@ def attribution_line(shares: Mapping[str, Mapping], judged_on: str | None) -> st
             "recovers ~0.83. ")
     if judged_on is None or judged_on not in shares:
         return text + "**Not testable here**: no inaccessible partition was run."
+    events = None if expected is None else expected.get(judged_on)
+    if events is not None:
+        text += (f"From the base's p(gold), the {judged_on} run could expect {events:.1f} "
+                 f"correct rollouts (fewer than {min_expected:g}: underpowered). ")
     ci = shares[judged_on]["ci"]
-    if ci is None:
-        return text + ("**Inconclusive**: the full-data gain is not above 0 in enough "
-                       "resamples for a share of it to be defined.")
     judged = f"judged on {judged_on}"
-    if ci[0] >= MOST:
-        return text + f"**Reproduced** ({judged}: it recovers most of the gain)."
-    if ci[1] < MOST:
-        return text + f"**Not reproduced** ({judged}: it recovers less than half of the gain)."
-    return text + f"**Inconclusive** ({judged}: the interval covers one half)."
+    if ci is None:
+        found, why = "inconclusive", ("the full-data gain is not above 0 in enough resamples "
+                                      "for a share of it to be defined")
+    elif ci[0] >= MOST:
+        found, why = "reproduced", f"{judged}: it recovers most of the gain"
+    elif ci[1] < MOST:
+        found, why = "not reproduced", f"{judged}: it recovers less than half of the gain"
+    else:
+        found, why = "inconclusive", f"{judged}: the interval covers one half"
+    final = powered(found, events, min_expected)
+    if final != found:
+        why = (f"it would read {found} ({why}), but GRPO could not be expected to see the "
+               "right answer often enough to learn from it")
+    return text + f"**{final.capitalize()}** ({why})."
 
 
 def controls(table: Mapping, tests: Mapping[str, Mapping], known_vs_all: Mapping | None) -> list[str]:

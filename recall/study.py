@@ -216,13 +216,15 @@ def attribution_config(params: Params, prompts_per_step: int) -> GRPOConfig:
 def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem],
              items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord], judge: Judge,
              name: str, seed: int, out: OutputDirs, cfg=None, dynamics: bool = True,
-             sample: bool = True) -> dict:
+             sample: bool = True, latent: Sequence[QAItem] | None = None) -> dict:
     """Train one seed of `method` into `out.models`/seed<s> (checkpoints in
     `out.checkpoints`/seed<s>) and evaluate it into `out.runs`/seed<s>/{greedy,samples}.jsonl;
     returns its summary with dynamics. `name` labels its records (e.g. grpo/seed0).
 
     `dynamics`: greedy train/test accuracy during training. `sample`: n rollout samples per
-    test item (pass@k). Attribution and transfer runs take neither: final greedy only."""
+    test item (pass@k). `latent` (the base's wrong test answers, `wrong_answer_items`):
+    p(gold) of every evaluated item after training, and of those answers (recall.latent).
+    Attribution and transfer runs take none of them: final greedy only."""
     import shutil
 
     from recall.compute import barrier, is_main_process
@@ -252,6 +254,12 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
     summary["dynamics"] = result["dynamics"].finish(summary["greedy_accuracy"])
     if sample:
         summary["pass_at_1_test"] = accuracy_by_split(samples)["test"]
+    if latent is not None:  # p(gold) after training, beside the sample records
+        from recall.engines import gold_probabilities_of
+        from recall.latent import write_gold_probabilities
+
+        summary["mean_p_gold"] = write_gold_probabilities(
+            run_dir / "p_gold.jsonl", *gold_probabilities_of(params, model_dir, eval_items, latent))
     if peak is not None:
         summary["peak_gpu_gib_training"] = peak
     return summary

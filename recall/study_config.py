@@ -139,6 +139,10 @@ class AttributionConfig:
     # Also the world's own split (toy only): stored-but-inaccessible vs not-stored RL-train
     # facts, at their own matched size (recall.ground_truth.stored_split)
     ground_truth: bool
+    # Also by the base's p(gold) labels (toy only, latent.run): tail (stored, rarely or never
+    # sampled) vs absent, at their own matched size (recall.latent.latent_groups); finding 5
+    # is then judged on tail.
+    latent: bool
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,8 @@ def study_markdown(table: Mapping, baselines: Mapping, transfer: Mapping | None,
     out += _bases_section(evidence.get("bases"))
     out += _gain_section(evidence.get("gains"))
     out += _chance_section(evidence.get("chance"))
+    out += _latent_section(evidence.get("latent"))
+    out += _mass_section(evidence.get("mass_moves"), evidence.get("exact_pass_at_k"), table)
     out += ["## What the organism says", "", *lines_found, ""]
     out += _pass_at_k_section(table)
     out += _repair_section(table)
@@ -183,6 +185,68 @@ def _chance_section(chance: Mapping | None) -> list[str]:
             + ", ".join(f"{k.replace('_', ' ')} {len(v)}" for k, v in split.items())
             + f" (stored = biography shown at least once; accessible = at least one correct "
             f"sample of {chance['n']}).", ""]
+
+
+def _latent_section(latent: Mapping | None) -> list[str]:
+    """p(gold) by exposure band before (and after) GRPO, and the latent-knowledge labels."""
+    if not latent:
+        return ["## Latent knowledge, measured exactly", "", "Not measured: `latent.run` is "
+                "off, or the data has no ground truth of exposure (real datasets).", ""]
+    out = ["## Latent knowledge, measured exactly", "",
+           f"p(gold): the base model's teacher-forced probability of a gold answer and its end "
+           f"(summed over aliases; a lower bound on what the judge accepts), for the "
+           f"{latent['items']} RL-train items, counted by how often the world showed the fact "
+           f"(mean p(gold) {latent['mean_before']:.3f}"
+           + (f"; after GRPO {latent['mean_after']:.3f}" if latent["mean_after"] is not None
+              else "") + ")."]
+    for name in ("before", "after"):
+        table = latent[name]
+        if table is None:
+            continue
+        cols = list(next(iter(table.values())))
+        out += ["", f"**{'Base model' if name == 'before' else 'After GRPO'}**", "",
+                "| exposure | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        out += [f"| {band} | " + " | ".join(str(row[c]) for c in cols) + " |"
+                for band, row in table.items()]
+    labels = latent["by_band"]
+    names = list(next(iter(labels.values())))
+    out += ["", f"Labels from p(gold) before training: *absent* at or below "
+            f"{latent['absent_at']:.2e} (the {latent['quantile']:.0%} quantile over never-shown "
+            "facts), *tail* above that and below 1/128, *accessible* from 1/128 up.", "",
+            "| exposure | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    out += [f"| {band} | " + " | ".join(str(row[n]) for n in names) + " |"
+            for band, row in labels.items()]
+    return out + [""]
+
+
+def _mass_section(moves: Mapping | None, exact: Mapping | None, table: Mapping) -> list[str]:
+    """Where training moved probability on base-wrong test items, and exact pass@k."""
+    if not moves and not exact:
+        return []
+    out = ["## Mass moves, measured exactly", ""]
+    if moves:
+        out += ["On the test items the base model answers wrong (greedy), the mean change in "
+                "p(gold) and in p(the base's own wrong answer) after training, seed means, with "
+                "a 95% paired bootstrap over items:", "",
+                "| method | items | p(gold) before | change | p(base's answer) before | change |",
+                "|---|---:|---:|---|---:|---|"]
+        out += [f"| {LABELS[m]} | {v['items']} | {v['gold_before']:.4f} | {ci_text(v['gold'], '{:+.4f}')} "
+                f"| {v['wrong_before']:.4f} | {ci_text(v['wrong_answer'], '{:+.4f}')} |"
+                for m, v in moves.items()]
+        out.append("")
+    if exact:
+        ks = list(exact["base"])
+        sampled = {"base": table["base_pass_at_k"], "grpo": table["grpo"].get("pass_at_k") or {}}
+        out += ["Exact pass@k on the test items, 1 − (1 − p(gold))^k averaged over items (no "
+                "sampling noise; in expectation a lower bound on the judged pass@k), beside the sampled "
+                "one:", "",
+                "| model | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+        for name, curve in exact.items():
+            cells = [f"{curve[k]:.3f} ({sampled[name][k]:.3f})" if k in sampled[name]
+                     else f"{curve[k]:.3f}" for k in ks]
+            out.append(f"| {'base' if name == 'base' else 'GRPO'} | " + " | ".join(cells) + " |")
+        out += ["", "Each cell: exact (sampled, judged)."]
+    return out + [""]
 
 
 def _pass_at_k_section(table: Mapping) -> list[str]:

@@ -77,6 +77,30 @@ def test_share_of_gain_and_its_interval_and_verdict():
     assert "**Inconclusive**" in attribution_line({"inaccessible": none}, "inaccessible")
 
 
+def test_a_verdict_on_too_few_expected_rollouts_is_underpowered():
+    """Issue 31's hand count: 49 facts x 40 rollouts with p(gold) summing to 0.078 expect
+    3.1 correct rollouts, a 4% chance of seeing none: no refutation at the default rule (10)."""
+    n = 40
+    base = {f"t{i}": i < 10 for i in range(n)}
+    full = [{f"t{i}": i < 30 for i in range(n)}]
+    nothing = share_of_gain(base, full, [base])  # the partition's run gained nothing
+    assert nothing["ci"][1] < 0.5
+    shares = {"stored_inaccessible": nothing}
+    expected = {"stored_inaccessible": 40 * 0.078}
+    line = attribution_line(shares, "stored_inaccessible", expected, 10)
+    assert "could expect 3.1 correct rollouts" in line and "**Underpowered**" in line
+    assert "would read not reproduced" in line
+    # Enough expected events: the same data refutes; without p(gold), no rule applies.
+    assert "**Not reproduced**" in attribution_line(shares, "stored_inaccessible",
+                                                   {"stored_inaccessible": 12.0}, 10)
+    assert "**Not reproduced**" in attribution_line(shares, "stored_inaccessible")
+    # A reproduced finding stands however few events were expected.
+    half = share_of_gain(base, full, [{f"t{i}": i < 28 for i in range(n)}])
+    assert "**Reproduced**" in attribution_line({"stored_inaccessible": half},
+                                                "stored_inaccessible",
+                                                {"stored_inaccessible": 1.0}, 10)
+
+
 def test_pass_at_k_change_and_the_sharpening_verdict():
     before = [_rec(f"t{i}", [1, 0, 0, 0]) for i in range(20)]
     after = [_rec(f"t{i}", [1, 1, 1, 0]) for i in range(20)]
@@ -107,3 +131,17 @@ def test_gain_over_each_base_and_the_interval_over_bases():
     assert res["over_bases"]["ci"] == pytest.approx([0.2 - 1.2706, 0.2 + 1.2706], abs=1e-3)
     assert res["items"]["diff"] == pytest.approx(0.2) and res["items"]["items"] == 10
     assert res["mcnemar"][0]["c"] == 2 and res["mcnemar"][1]["c"] == 1
+
+
+def test_mass_moves_are_seed_means_against_the_base_on_its_wrong_items():
+    from recall.claims import mass_moves
+
+    gold_before = {"a": 0.1, "b": 0.2, "c": 0.9}  # c: base-right, no wrong answer
+    wrong_before = {"a": 0.6, "b": 0.5}
+    gold_after = [{"a": 0.3, "b": 0.2, "c": 0.9}, {"a": 0.5, "b": 0.4, "c": 0.9}]
+    wrong_after = [{"a": 0.2, "b": 0.5}, {"a": 0.4, "b": 0.3}]
+    moves = mass_moves(gold_before, wrong_before, gold_after, wrong_after)
+    assert moves["items"] == 2 and moves["gold_before"] == pytest.approx(0.15)
+    assert moves["gold"]["diff"] == pytest.approx(((0.4 - 0.1) + (0.3 - 0.2)) / 2)
+    assert moves["wrong_answer"]["diff"] == pytest.approx(((0.3 - 0.6) + (0.4 - 0.5)) / 2)
+    assert moves["wrong_answer"]["ci"][1] < 0  # both items lost mass on the wrong answer
