@@ -275,8 +275,6 @@ def _attribution_section(attribution: Mapping, shares: Mapping) -> list[str]:
     if attribution.get("truth_size"):
         sizes += (f", {attribution['truth_size']} per ground-truth partition "
                   "(stored_inaccessible, not_stored)")
-    if attribution.get("latent_size"):
-        sizes += f", {attribution['latent_size']} per p(gold) partition (tail, absent)"
     out = ["## Data attribution", "", sizes + " (available: "
            + ", ".join(f"{k} {v}" for k, v in attribution["available"].items()) + ").", ""]
     if shares:
