@@ -147,6 +147,14 @@ def _latent(params, runs: Path, items, plots: Path, exposures, figures: list) ->
     return latent_evidence(before, after, exposures, train, params.latent.absent_quantile)
 
 
+def _world_evidence(params, runs: Path, items, base, people, plots: Path, figures: list) -> dict:
+    """The chance floor, p(gold) by exposure band, mass moves and exact pass@k."""
+    mass, exact = _mass(params, runs, items)
+    return {"chance": _chance(params, items, base[1], people), "mass_moves": mass,
+            "exact_pass_at_k": exact,
+            "latent": _latent(params, runs, items, plots, fact_exposures(people, items), figures)}
+
+
 def _mass(params, runs: Path, items) -> tuple[dict | None, dict | None]:
     """Issue 31's exact measures on the test items: p(gold) and p(the base's wrong greedy
     answer) before and after GRPO, SFT and DPO (base-wrong items), and exact pass@k before
@@ -298,12 +306,8 @@ def main() -> None:
                                        params.sampling.n_samples), "grpo", plots)
         expected = mean_expected(attribution.get("expected_correct_rollouts"))
         evidence, found = _evidence(params, base, methods, table, parts, expected)
-        people = read_people(args.world)
-        evidence["chance"] = _chance(params, items, base[1], people)
-        evidence["latent"] = _latent(params, runs, items, plots, fact_exposures(people, items),
-                                     figures)
-        evidence["expected_correct_rollouts"] = expected
-        evidence["mass_moves"], evidence["exact_pass_at_k"] = _mass(params, runs, items)
+        evidence.update(_world_evidence(params, runs, items, base, read_people(args.world),
+                                        plots, figures), expected_correct_rollouts=expected)
         evidence["stages"] = stage_seconds(run)
         evidence["bases"] = _bases(params, runs, base, methods)
         report = study_markdown(table, baselines, transfer, found, attribution, figures,

@@ -36,6 +36,21 @@ def _truth_groups(world: Path, train, items, access) -> dict[str, list]:
     return {name: [by_id[i] for i in groups[name]] for name in ("stored_inaccessible", "not_stored")}
 
 
+def _subsets(train, access, truth, latent, cfg, seed: int, out: dict) -> dict:
+    """The accessibility partitions, then the world's split and the base's p(gold) labels,
+    each family at its own matched size (recorded in `out`)."""
+    subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed,
+                                  cfg.prompts_per_step)
+    out["size"] = len(next(iter(subsets.values())))
+    if truth:
+        subsets.update(matched_subsets(truth, cfg.size, seed, cfg.prompts_per_step))
+        out["truth_size"] = len(subsets["not_stored"])
+    if latent:
+        subsets.update(matched_subsets(latent, cfg.size, seed, cfg.prompts_per_step))
+        out["latent_size"] = len(subsets["tail"])
+    return subsets
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
@@ -72,15 +87,7 @@ def main() -> None:
         out = {"partitions": {}, "size": None, "truth_size": None,
                "expected_correct_rollouts": {}, "rollouts_per_item": grpo.group_size * grpo.epochs}
         for seed in cfg.seeds:
-            subsets = attribution_subsets(train, access, cfg.partitions, cfg.size, seed,
-                                          cfg.prompts_per_step)
-            out["size"] = len(next(iter(subsets.values())))
-            if truth:  # the world's split, at its own matched size
-                subsets.update(matched_subsets(truth, cfg.size, seed, cfg.prompts_per_step))
-                out["truth_size"] = len(subsets["not_stored"])
-            if latent:  # the base's p(gold) labels, likewise
-                subsets.update(matched_subsets(latent, cfg.size, seed, cfg.prompts_per_step))
-                out["latent_size"] = len(subsets["tail"])
+            subsets = _subsets(train, access, truth, latent, cfg, seed, out)
             for name, subset in subsets.items():
                 if p_gold is not None:  # what the run could see at all, before it starts
                     out["expected_correct_rollouts"].setdefault(name, {})[f"seed{seed}"] = \

@@ -66,11 +66,7 @@ def main() -> None:
             n_samples = sum(len(r.completions) for r in samples)
             cot, unjudged_cot = (_cot(engine, judge, items, params.cot, args.model, out)
                                  if params.cot.run else ({}, 0))
-        # After the engine let go of the model: one copy in memory at a time. With latent.run
-        # off the file is written empty, so the stages reading it need no profile of their own.
-        p_gold = write_gold_probabilities(out / "p_gold.jsonl", *(gold_probabilities_of(
-            params, model_dir, greedy_pool, wrong_answer_items(greedy_pool, greedy))
-            if params.latent.run else ([], [])))
+        p_gold = _p_gold(params, model_dir, greedy_pool, greedy, out)
         summary = {
             "greedy_accuracy": accuracy_by_split(greedy),
             "mean_p_gold": p_gold,
@@ -91,6 +87,15 @@ def main() -> None:
         mlflow.log_metrics({f"sample_acc_{s}": v for s, v in summary["sample_accuracy"].items()})
         mlflow.log_metric("samples_per_second", summary["samples_per_second"])
         mlflow.log_metrics({f"mean_p_gold_{s}": v for s, v in p_gold.items()})
+
+
+def _p_gold(params, model_dir: Path, items, greedy, out: Path) -> dict[str, float]:
+    """`out`/p_gold.jsonl, after the engine let go of the model (one copy in memory at a
+    time). With latent.run off it is written empty, so the stages reading it need no profile
+    of their own."""
+    probs = (gold_probabilities_of(params, model_dir, items, wrong_answer_items(items, greedy))
+             if params.latent.run else ([], []))
+    return write_gold_probabilities(out / "p_gold.jsonl", *probs)
 
 
 def _cot(engine, judge, items, cfg, model: str, out: Path) -> tuple[dict, int]:

@@ -1,11 +1,10 @@
 """Typed, frozen configuration: one dataclass per params.yaml section.
 
-params.yaml is the single source of values: the dataclasses have no defaults, so a
-missing key is an error just like an unknown one. Paper values are noted in params.yaml.
-
-`load_params("params.yaml")` is the only way stages read knobs. Unknown keys and
-wrong types raise `ConfigError` naming the dotted key, so a typo in a sweep
-override fails before any compute is spent.
+params.yaml is the single source of values: the dataclasses have no defaults, so a missing
+key is an error just like an unknown one. Paper values are noted in params.yaml.
+`load_params("params.yaml")` is the only way stages read knobs. Unknown keys and wrong types
+raise `ConfigError` naming the dotted key, so a typo in a sweep override fails before any
+compute is spent.
 """
 
 from __future__ import annotations
@@ -236,15 +235,11 @@ class JudgeModelConfig:
 
 @dataclass(frozen=True)
 class LatentConfig:
-    """Teacher-forced p(gold) (recall.latent): the organism's exact measure of latent
-    knowledge, beside the paper's sampled accessibility."""
-
-    run: bool  # p(gold) of every item under the base and each sampled trained model
+    """Teacher-forced p(gold) (recall.latent), beside the paper's sampled accessibility."""
+    run: bool  # p(gold) of every item under the base and each trained model
     batch_size: int  # aliases per forward pass
     absent_quantile: float  # absent: p(gold) at or below this quantile over never-shown facts
-    # A finding that rests on events that may not happen (correct rollouts in an attribution
-    # run) is "underpowered" when p(gold) expects fewer of them than this.
-    min_expected_events: float
+    min_expected_events: float  # fewer expected correct rollouts: a finding is underpowered
 
 
 @dataclass(frozen=True)
@@ -299,8 +294,7 @@ def _to_float(value):
 
 
 def _to_tuple(value):
-    # YAML lists become tuples (frozen configs); anything else is left for the type check,
-    # so `relations: birth_city` is an error rather than a tuple of characters.
+    # YAML lists become tuples (frozen); `relations: birth_city` stays an error, not chars.
     return tuple(value) if isinstance(value, list) else value
 
 
@@ -326,8 +320,7 @@ def params_from_dict(data: dict, source: str = "params") -> Params:
         raise ConfigError(f"{source}: {err}") from err
     problems = out_of_bounds(params)
     if params.attribution.latent and not params.latent.run:
-        problems.append("attribution.latent partitions by the base's p(gold), which "
-                        "latent.run: false does not compute")
+        problems.append("attribution.latent needs the base's p(gold): latent.run is false")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
     return params

@@ -185,5 +185,5 @@ def test_attribution_by_p_gold_needs_p_gold():
 
     data = micro_params_dict()
     data["latent"]["run"], data["attribution"]["latent"] = False, True
-    with pytest.raises(ConfigError, match="attribution.latent partitions by the base's p"):
+    with pytest.raises(ConfigError, match="attribution.latent needs the base.s p.gold.: latent.run is false"):
         params_from_dict(data)
