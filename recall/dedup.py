@@ -238,17 +238,20 @@ class NoVerifier:
 @contextlib.contextmanager
 def open_verifier(cfg: DedupConfig, judge: JudgeConfig, questions: Sequence[str],
                   compute=None) -> Iterator:
-    """The configured verifier; for `llm`, the judge server (served here if no base_url, on
-    the GPUs as `compute`, the params' ComputeConfig, says)."""
+    """The configured verifier; for `llm`, the judge server as `open_judge` finds it:
+    `judge.base_url`, else the one `recall serve-judge` started, else served here (on the
+    GPUs as `compute`, the params' ComputeConfig, says)."""
     if cfg.verifier == "none":
         yield NoVerifier()
     elif cfg.verifier == "heuristic":
         yield HeuristicVerifier(questions, cfg.max_df, cfg.min_overlap, cfg.strong_overlap)
-    elif judge.base_url:
-        yield LLMVerifier(judge, judge.base_url, judge.model)
     else:
-        from recall.judge.server import serve_judge
+        from recall.judge.server import serve_judge, shared_server
 
+        # Never a second server beside the shared one: on a GPU node the two would not fit.
+        if url := judge.base_url or shared_server(judge.model):
+            yield LLMVerifier(judge, url, judge.model)
+            return
         with serve_judge(judge.model, compute=compute) as base_url:
             yield LLMVerifier(judge, base_url, judge.model)
 

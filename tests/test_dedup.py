@@ -13,6 +13,7 @@ from recall.dedup import (
     HeuristicVerifier,
     LLMVerifier,
     deduplicate,
+    open_verifier,
     parse_containment,
     read_report,
     score,
@@ -178,3 +179,24 @@ def test_one_distinctive_word_is_not_enough():
     test = _item("t", "test", "when did the us not go to the olympics", ["1980"])
     verifier = HeuristicVerifier([train.question, test.question] * 20, max_df=0.9)
     assert verifier.verify([(test, train)])[0][0] is False
+
+
+def test_the_llm_verifier_uses_the_served_judge_and_starts_no_server(tmp_path, micro_params,
+                                                                     monkeypatch):
+    from recall.judge.server import SHARED_DIGEST_ENV, SHARED_URL_ENV
+    from recall.staging import weights_digest
+
+    judge_dir = tmp_path / "judge"
+    judge_dir.mkdir()
+    (judge_dir / "model.safetensors").write_bytes(b"w")
+    monkeypatch.setenv(SHARED_URL_ENV, "http://127.0.0.1:9")
+    monkeypatch.setenv(SHARED_DIGEST_ENV, weights_digest(judge_dir))
+
+    def no_second_server(*args, **kwargs):
+        raise AssertionError("started a judge server beside the shared one")
+    monkeypatch.setattr("recall.judge.server.start_server", no_second_server)
+    cfg = dataclasses.replace(micro_params.dedup, verifier="llm")
+    judge = dataclasses.replace(micro_params.judge, backend="llm", base_url="",
+                                model=str(judge_dir))
+    with open_verifier(cfg, judge, []) as verifier:
+        assert verifier.client.base_url == "http://127.0.0.1:9"

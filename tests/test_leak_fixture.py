@@ -5,8 +5,7 @@ import csv
 import json
 from collections import Counter
 
-import pytest
-from conftest import ROOT
+from conftest import ROOT, SHARED, needs_shared
 
 from recall.config import SourceConfig, load_params
 from recall.contract import QAItem
@@ -15,8 +14,6 @@ from recall.dedup import HeuristicVerifier
 from recall.leak_fixture import fixture_items, measure, read_pairs
 
 FIXTURE = ROOT / "tests" / "fixtures" / "leakage.jsonl"
-SHARED = ROOT.parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="no shared/data beside the repo")
 
 
 def test_fixture_has_enough_varied_pairs_from_both_sources():

@@ -20,7 +20,7 @@ from conftest import ROOT
 from recall.judge.server import free_port, wait_healthy
 from recall.tracking import log_to_parent, stage_run
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.ci_required,
               pytest.mark.skipif(shutil.which("chromium") is None,
                                  reason="needs Debian's chromium (.ci/run installs it)")]
 

@@ -143,7 +143,14 @@ def run_with_judge(cfg, cmd: list[str], compute=None) -> int:
     `compute`: the params' ComputeConfig (see `server_command`)."""
     from recall.staging import weights_digest
 
-    if cfg.backend != "llm" or cfg.base_url or not Path(cfg.model).is_dir():
+    if cfg.backend != "llm" or cfg.base_url:
+        return subprocess.call(cmd)
+    if not Path(cfg.model).is_dir():
+        # Not an error (the command may build the judge), but each grading stage will then
+        # start its own server, which costs a server start apiece: say so, and how to avoid it.
+        print(f"recall serve-judge: {cfg.model} is not there yet, so this serves nothing and "
+              f"each stage that grades starts its own judge server; run `dvc repro judge` "
+              f"first to serve one for all of them", file=sys.stderr)
         return subprocess.call(cmd)
     with serve_judge(cfg.model, compute=compute) as base_url:
         env = {**os.environ, SHARED_URL_ENV: base_url,

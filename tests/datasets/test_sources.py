@@ -4,15 +4,14 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import SHARED, needs_shared
 
 from recall.config import SourceConfig
 from recall.contract import ContractError, Fact
 from recall.datasets import load_source
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
 FIXTURES = ROOT / "tests" / "fixtures"
-needs_shared = pytest.mark.skipif(not SHARED.exists(), reason="no shared/data beside the repo")
 
 
 def _src(fmt, path, **kw):

@@ -44,6 +44,20 @@ def test_rule_judge_runs_the_command_without_a_server(micro_params, monkeypatch)
     assert code == 5
 
 
+def test_a_judge_not_yet_built_is_not_served_and_the_user_is_told_why(micro_params, tmp_path,
+                                                                      monkeypatch, capfd):
+    monkeypatch.delenv(SHARED_URL_ENV, raising=False)
+    cfg = dataclasses.replace(micro_params.judge, backend="llm", base_url="",
+                              model=str(tmp_path / "models/judge"))
+    code = run_with_judge(cfg, [sys.executable, "-c",
+                                f"import os, sys; sys.exit(7 if '{SHARED_URL_ENV}' in os.environ "
+                                f"else 5)"])
+    assert code == 5
+    assert (f"{tmp_path}/models/judge is not there yet, so this serves nothing and each stage "
+            "that grades starts its own judge server; run `dvc repro judge` first"
+            in capfd.readouterr().err)
+
+
 def test_one_server_grades_for_the_whole_command(judge_server, monkeypatch, capfd):
     from recall.judge.client import LLMJudge
     from recall.judge.interface import JudgeRequest

@@ -29,7 +29,7 @@ from recall.judge.server import free_port, wait_healthy
 from recall.submission import submission
 from recall.workspace import remote_commands
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.ci_required,
               pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0
                                  or not mount_allowed(),
                                  reason="bind mounts (subPath volumes) and setpriv need root")]

@@ -7,11 +7,9 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import ROOT, copy_repo, micro_params_dict
+from conftest import ROOT, SHARED, copy_repo, micro_params_dict, needs_shared
 
 from recall.leak_fixture import read_pairs
-
-SHARED = ROOT.parent / "shared" / "data"
 
 
 def _repro(dest, env):
@@ -20,7 +18,7 @@ def _repro(dest, env):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SHARED.exists(), reason="no shared/data beside the repo")
+@needs_shared
 def test_planted_rewordings_stop_validate_without_dedup_and_pass_with_it(tmp_path):
     leaks = [p for p in read_pairs(ROOT / "tests/fixtures/leakage.jsonl")
              if p.kind == "leak" and p.source == "nq_open_dev"]
