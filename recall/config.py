@@ -207,7 +207,7 @@ class JudgeConfig:
     # Toy only: its answers are nonce names, so half a name is another entity; real answers
     # have synonyms ("JFK"), and the paper's judge decides those.
     require_core_words: bool
-    cache: str  # SQLite verdict cache shared by every process; empty: no cache
+    cache: str  # verdict cache: a SQLite file, or $RECALL_VERDICT_CACHE (Postgres); "": none
     max_failure_rate: float  # GRPO stops when a larger share of a batch has no verdict
 
 

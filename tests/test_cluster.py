@@ -128,6 +128,15 @@ def test_every_job_mounts_the_workspace_and_its_own_params(rendered):
         volumes = {v["name"]: v for v in spec["volumes"]}
         assert volumes["params"]["configMap"]["name"] == f"{obj['metadata']['name']}-params"
         assert spec["initContainers"][0]["command"] == ["recall", "workspace", "/workspace"]
+        # Several nodes grade into one verdict cache only through Postgres (recall/judge/cache.py)
+        assert {"secretRef": {"name": "recall-verdicts", "optional": True}} in \
+            spec["containers"][0]["envFrom"], obj["metadata"]["name"]
+
+
+def test_the_clusters_postgres_holds_the_verdict_cache(rendered):
+    _, objs = rendered
+    init = find(objs, "ConfigMap", "postgres-init")["data"]["init.sql"]
+    assert "CREATE DATABASE verdicts;" in init
 
 
 def _env(container, objs) -> dict[str, str]:

@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Sequence
 
 from recall.config import JudgeConfig
-from recall.judge.cache import VerdictCache, model_identity, verdict_key
+from recall.judge.cache import model_identity, open_cache, verdict_key
 from recall.judge.completions import CompletionClient
 from recall.judge.interface import JudgeError, JudgeRequest, Verdict
 from recall.judge.prompts import JUDGE_PROMPTS
@@ -34,7 +34,7 @@ class LLMJudge:
         self.base_url = base_url.rstrip("/")
         self.prompt = JUDGE_PROMPTS[cfg.prompt]
         self.chat = _chat_tokenizer(cfg.tokenizer)
-        self.cache = VerdictCache(cfg.cache) if cfg.cache else None
+        self.cache = open_cache(cfg.cache)
         self.stats: Counter = Counter()  # requests, fast_path, cache_hits, calls, unparseable, ...
         self.client = CompletionClient(self.base_url, cfg, world_size, stats=self.stats)
         self.dedup = dedup  # off only to measure what dedup saves

@@ -2,10 +2,12 @@
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,20 +98,20 @@ if __name__ == "__main__":
 """
 
 
-def test_cache_is_shared_across_processes(judge_server, tmp_path):
-    base_url, model, world, params = judge_server
+def _judge_twice(judge_server, tmp_path, cache: Path, env: dict) -> tuple[list, list]:
+    """The same 10 requests judged by two processes in turn, through `cache`."""
+    base_url, model, world, _ = judge_server
     from conftest import ROOT
 
     reqs = _requests(world, 10)
     script = tmp_path / "judge_once.py"
     script.write_text(CACHE_SCRIPT)
-    cache = tmp_path / "shared.sqlite"
     payload = json.dumps([[r.question, list(r.answers), r.candidate] for r in reqs])
 
     def run():
         proc = subprocess.run([sys.executable, str(script), base_url, model, str(cache), payload,
                                str(ROOT / "params.yaml")], capture_output=True, text=True,
-                              timeout=300)
+                              timeout=300, env={**os.environ, **env})
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(next(x for x in proc.stdout.splitlines()
                                if x.startswith("RESULT"))[6:])
@@ -118,6 +120,21 @@ def test_cache_is_shared_across_processes(judge_server, tmp_path):
     assert first[-1]["calls"] == 10 and "cache_hits" not in first[-1]
     assert second[-1].get("calls", 0) == 0 and second[-1]["cache_hits"] == 10
     assert [v[0] for v in first[:-1]] == [v[0] for v in second[:-1]]
+    return first, second
+
+
+def test_cache_is_shared_across_processes(judge_server, tmp_path):
+    _judge_twice(judge_server, tmp_path, tmp_path / "shared.sqlite", {})
+    assert (tmp_path / "shared.sqlite").exists()
+
+
+def test_cache_in_postgres_is_shared_across_hosts(judge_server, postgres, tmp_path):
+    from recall.judge.cache import CACHE_ENV, PostgresVerdictCache
+
+    url = postgres("judge_verdicts")
+    _judge_twice(judge_server, tmp_path, tmp_path / "unused.sqlite", {CACHE_ENV: url})
+    assert not (tmp_path / "unused.sqlite").exists()  # judge.cache only turned it on
+    assert len(PostgresVerdictCache(url)) == 10
 
 
 def test_server_stopped_mid_batch_retries_then_fails_clearly(toy_judge, tmp_path):
