@@ -5,7 +5,8 @@ Each seed trains from models/base on the RL-train items (greedy train/test accur
 recorded over normalised training progress), then gets the base model's analyses: greedy
 answers and `sampling.n_samples` test samples. Writes models/<method>/seed<s>,
 runs/<method>/seed<s>/{greedy,samples}.jsonl, runs/<method>/dynamics.csv and
-metrics/train_<method>.json. RL runs resume from checkpoints/<method>/seed<s>.
+metrics/train_<method>.json. RL runs resume from checkpoints/<method>/seed<s>. A rerun
+keeps every seed that finished under the same inputs (runs/<method>/seed<s>/finished.json).
 
 With `compute.num_processes` (times `compute.num_machines`) above 1 the script relaunches
 itself on every rank (recall/launcher.py): all ranks train; the main process alone opens
@@ -26,7 +27,7 @@ from recall.ground_truth import fact_exposures, read_people, stored_items
 from recall.judge.factory import open_judge
 from recall.latent import wrong_answer_items
 from recall.launcher import relaunch_if_needed
-from recall.study import OutputDirs, reward_judge, run_seed
+from recall.study import OutputDirs, prune_seeds, reward_judge, run_seed
 from recall.study_config import METHODS, RL_METHODS
 from recall.tracking import log_to_parent, rank_stage_run
 
@@ -64,6 +65,8 @@ def main() -> None:
         # A declared output of every train@ stage; only the RL methods write checkpoints.
         args.checkpoints.mkdir(parents=True, exist_ok=True)
         out = OutputDirs(args.models, args.runs, args.checkpoints)
+        if main_process:  # the outputs persist across reruns (finished seeds are kept)
+            prune_seeds(out, params.study.seeds)
         # The base's wrong greedy test answers: does training move probability off them?
         wrong = wrong_answer_items(items, read_records(args.base_samples.parent / "greedy.jsonl"))
         seeds = {}

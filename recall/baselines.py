@@ -11,6 +11,8 @@ Every method starts from the same base model and sees the same RL-train items.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -98,17 +100,36 @@ MICRO_BATCH = 32
 
 
 def _common_args(cfg_lr: float, epochs: int, batch_size: int, output_dir: Path, seed: int,
-                 compute: Resolved, report_to: Sequence[str], what: str) -> dict:
+                 compute: Resolved, report_to: Sequence[str], what: str,
+                 save_steps: int | None = None) -> dict:
     """Trainer fields shared by SFT, DPO and RFT: `batch_size` examples per optimizer step
-    over all processes, the run's compute, a constant learning rate."""
+    over all processes, the run's compute, a constant learning rate. `save_steps`: resumable
+    checkpoints (weights and optimizer) that often, as the RL trainers keep; None (RFT's
+    rounds): saved only to choose on val, weights alone."""
     micro, accumulation = per_device(batch_size, MICRO_BATCH, what)
+    if save_steps is None:  # the best so far lives on as hard links (recall.evaluation)
+        saving = dict(save_only_model=True, save_total_limit=1, **trainer_kwargs(compute, seed, report_to))
+    else:
+        saving = dict(save_steps=save_steps, save_total_limit=2,
+                      **trainer_kwargs(compute, seed, report_to, save_strategy="steps"))
     return dict(output_dir=str(output_dir), learning_rate=cfg_lr, num_train_epochs=epochs,
                 per_device_train_batch_size=micro, gradient_accumulation_steps=accumulation,
                 lr_scheduler_type="constant", warmup_steps=0, logging_steps=1,
-                **trainer_kwargs(compute, seed, report_to), disable_tqdm=False,
-                # Saved only to choose on val (recall.evaluation): weights alone, the
-                # latest one (the best so far lives on as hard links).
-                save_only_model=True, save_total_limit=1)
+                disable_tqdm=False, **saving)
+
+
+def _resumed_train(trainer, checkpoint_dir: Path, stamp: str) -> str | None:
+    """Train from the last checkpoint written under `stamp` (None: from the start), then
+    clear the checkpoints: a finished run leaves none, so a rerun trains afresh."""
+    from recall.staging import drop_model_cards
+    from recall.training import resume_point
+
+    resume = resume_point(checkpoint_dir, stamp)
+    trainer.train(resume_from_checkpoint=resume)
+    if is_main_process():
+        drop_model_cards(checkpoint_dir)
+        _drop_checkpoints(checkpoint_dir)
+    return resume
 
 
 def sft_examples(pairs: Sequence[tuple[QAItem, str]], tokenizer):
@@ -122,45 +143,66 @@ def sft_examples(pairs: Sequence[tuple[QAItem, str]], tokenizer):
 
 def train_sft(model, tokenizer, examples: Sequence[tuple[QAItem, str]], lr: float, epochs: int,
               batch_size: int, work_dir: Path, seed: int, compute: Resolved,
-              report_to: Sequence[str] = (), callbacks: Sequence = (), what: str = "sft"):
-    """SFT on (item, answer) pairs with loss on the completion only; returns the trainer."""
+              report_to: Sequence[str] = (), callbacks: Sequence = (), what: str = "sft",
+              resume: tuple[int, str] | None = None):
+    """SFT on (item, answer) pairs with loss on the completion only; returns the trainer.
+    `resume` (save_steps, stamp): checkpoints in `work_dir`, resumed from when the stamp
+    matches (the trainer's `resumed_from` says which)."""
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
     if not examples:
         raise ValueError("SFT on zero examples: no item passed the filter")
     args = TRLSFTConfig(**_common_args(lr, epochs, batch_size, work_dir, seed, compute, report_to,
-                                       f"{what}.batch_size"),
+                                       f"{what}.batch_size", resume[0] if resume else None),
                         completion_only_loss=True, packing=False, max_length=None)
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=sft_examples(examples, tokenizer),
                          callbacks=list(callbacks))
-    trainer.train()
+    if resume is None:
+        trainer.train()
+        trainer.resumed_from = None
+    else:
+        trainer.resumed_from = _resumed_train(trainer, work_dir, resume[1])
     return trainer
+
+
+def _stamp(cfg, seed: int, model_dir: Path, examples) -> str:
+    """What a checkpoint was written under: the section, the seed, the base weights and the
+    examples; a checkpoint of anything else is removed, not resumed (recall.training)."""
+    from recall.config import fingerprint
+    from recall.staging import weights_digest
+
+    return "-".join([fingerprint(cfg), f"seed{seed}", weights_digest(model_dir), _digest(examples)])
 
 
 def run_sft(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
             cfg: SFTConfig, out_dir: Path, seed: int, compute: Resolved,
-            callbacks: Sequence = ()) -> dict:
-    """SFT on gold answers (first alias) of the items that pass `cfg.min_accessibility`."""
+            callbacks: Sequence = (), checkpoint_dir: Path | None = None) -> dict:
+    """SFT on gold answers (first alias) of the items that pass `cfg.min_accessibility`;
+    resumable from `checkpoint_dir` (default: a work dir inside `out_dir`)."""
     from recall.engines import load_tokenizer
 
     kept = known_items(items, base_samples, cfg.min_accessibility)
+    examples = [(it, it.answers[0]) for it in kept]
     tokenizer = load_tokenizer(model_dir, padding_side=None)
     model = load_model(model_dir, compute)
-    trainer = train_sft(model, tokenizer, [(it, it.answers[0]) for it in kept], cfg.learning_rate,
-                        cfg.epochs, cfg.batch_size, out_dir / "_work", seed, compute,
-                        callbacks=callbacks)
+    stamp = _stamp(cfg, seed, model_dir, [(it.id, a) for it, a in examples])
+    trainer = train_sft(model, tokenizer, examples, cfg.learning_rate, cfg.epochs, cfg.batch_size,
+                        checkpoint_dir or out_dir / "_work", seed, compute, callbacks=callbacks,
+                        resume=(cfg.save_steps, stamp))
     _save(trainer, tokenizer, out_dir)
     return {"items": len(kept), "steps": trainer.state.global_step,
+            "resumed_from": trainer.resumed_from,
             "log_history": trainer.state.log_history,
             "rank_weights": weights_on_every_rank(trainer.model)}
 
 
 def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str, SampleRecord],
             cfg: DPOConfig, out_dir: Path, seed: int, compute: Resolved,
-            callbacks: Sequence = ()) -> dict:
-    """DPO (the base model as reference) on `dpo_pairs` of the items."""
+            callbacks: Sequence = (), checkpoint_dir: Path | None = None) -> dict:
+    """DPO (the base model as reference) on `dpo_pairs` of the items; resumable from
+    `checkpoint_dir` (default: a work dir inside `out_dir`)."""
     from datasets import Dataset
     from trl import DPOConfig as TRLDPOConfig
     from trl import DPOTrainer
@@ -175,14 +217,17 @@ def run_dpo(model_dir: Path, items: Sequence[QAItem], base_samples: Mapping[str,
         "prompt": [DIRECT.training_prompt(p.prompt, tokenizer) for p in pairs],
         "chosen": [training_completion(p.chosen, tokenizer) for p in pairs],
         "rejected": [training_completion(p.rejected, tokenizer) for p in pairs]})
-    args = TRLDPOConfig(**_common_args(cfg.learning_rate, cfg.epochs, cfg.batch_size,
-                                       out_dir / "_work", seed, compute, (), "dpo.batch_size"),
+    work = checkpoint_dir or out_dir / "_work"
+    args = TRLDPOConfig(**_common_args(cfg.learning_rate, cfg.epochs, cfg.batch_size, work, seed,
+                                       compute, (), "dpo.batch_size", cfg.save_steps),
                         beta=cfg.beta)
     trainer = DPOTrainer(model=load_model(model_dir, compute), args=args,
                          processing_class=tokenizer, train_dataset=data, callbacks=list(callbacks))
-    trainer.train()
+    resumed = _resumed_train(trainer, work, _stamp(cfg, seed, model_dir,
+                                                   [dataclasses.astuple(p) for p in pairs]))
     _save(trainer, tokenizer, out_dir)
     return {"items": len(pairs), "chosen_from_gold": sum(p.chosen_from == "gold" for p in pairs),
+            "resumed_from": resumed,
             "steps": trainer.state.global_step, "log_history": trainer.state.log_history,
             "rank_weights": weights_on_every_rank(trainer.model)}
 
@@ -205,7 +250,7 @@ def accepted_samples(records: Sequence[SampleRecord],
 def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConfig,
             rollout: RolloutConfig, out_dir: Path, seed: int, compute: Resolved,
             on_round: Callable[[int, object, object, Callable], None] | None = None,
-            max_batch_tokens: int = 131072) -> dict:
+            max_batch_tokens: int = 131072, checkpoint_dir: Path | None = None) -> dict:
     """Online rejection-sampling fine-tuning: `cfg.rounds` times, sample
     `cfg.samples_per_item` completions per item from the latest model (rollout settings),
     judge them, and fine-tune on the distinct correct ones.
@@ -215,15 +260,23 @@ def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConf
     every rank fine-tunes on the accepted set it broadcasts, so no rank can take a branch
     the others do not. `on_round(r, model, tokenizer, save)` runs after each round on every
     rank (the training-dynamics evaluation); `save(path)` saves the current model from
-    every rank together."""
+    every rank together. With `checkpoint_dir`, each round's model is kept there, and a rerun
+    under the same settings goes on from the last round kept (rounds are seeded by number,
+    and each fine-tunes with a fresh optimizer, so a resumed run trains the same model)."""
     from recall.compute import from_main, gather_to_main, process_group
     from recall.engines import load_tokenizer
+    from recall.training import judge_identity, resume_point
 
     process_group(compute)  # the ranks agree on round 1's samples before any trainer exists
     tokenizer = load_tokenizer(model_dir)
-    model = load_model(model_dir, compute, on_device=True)
-    rounds, trainer = [], None
-    for r in range(1, cfg.rounds + 1):
+    resume = None
+    if checkpoint_dir is not None:
+        resume = resume_point(checkpoint_dir, _stamp(cfg, seed, model_dir, [
+            [it.id for it in items], judge_identity(judge), dataclasses.astuple(rollout)]))
+    rounds = json.loads((Path(resume) / ROUNDS).read_text()) if resume else []
+    model = load_model(resume or model_dir, compute, on_device=True)
+    trainer = None
+    for r in range(len(rounds) + 1, cfg.rounds + 1):
         accepted = from_main(_accepted_this_round(model, tokenizer, items, judge, rollout, cfg,
                                                   seed * 1000 + r, max_batch_tokens))
         # What each rank is about to train on, as the main process sees it (one digest
@@ -241,13 +294,37 @@ def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConf
         if on_round is not None:
             on_round(r, model, tokenizer,
                      lambda path, t=trainer, m=model: _save(t, tokenizer, Path(path), m))
+        if checkpoint_dir is not None and r < cfg.rounds:
+            _keep_round(trainer, tokenizer, model, checkpoint_dir, rounds)
     _save(trainer, tokenizer, out_dir, model)
-    return {"items": len(items), "rounds": rounds, "rank_weights": weights_on_every_rank(model)}
+    if checkpoint_dir is not None and is_main_process():  # a finished run leaves none
+        _drop_checkpoints(checkpoint_dir)
+    return {"items": len(items), "rounds": rounds, "resumed_from": resume,
+            "rank_weights": weights_on_every_rank(model)}
+
+
+ROUNDS = "rft_rounds.json"
+
+
+def _keep_round(trainer, tokenizer, model, checkpoint_dir: Path, rounds: list) -> None:
+    """After a round: its model and the rounds so far as checkpoint-<round>, the only one kept."""
+    path = checkpoint_dir / f"checkpoint-{len(rounds)}"
+    _save(trainer, tokenizer, path, model)  # every rank: a sharded model is gathered
+    if is_main_process():
+        (path / ROUNDS).write_text(json.dumps(rounds))
+        _drop_checkpoints(checkpoint_dir, keep=path)
+
+
+def _drop_checkpoints(checkpoint_dir: Path, keep: Path | None = None) -> None:
+    import shutil
+
+    for old in checkpoint_dir.glob("checkpoint-*"):
+        if old != keep:
+            shutil.rmtree(old)
 
 
 def _digest(obj) -> str:
     import hashlib
-    import json
 
     return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
 

@@ -10,6 +10,7 @@ attribution and the cross-dataset transfer runs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,9 +85,11 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
                   "world_size": world_size(), "log_history": result["log_history"],
                   "rank_weights": result["rank_weights"]}
     elif method in ("sft", "sft_known"):
-        result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress])
+        result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress],
+                         checkpoint_dir)
     elif method == "dpo":
-        result = run_dpo(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress])
+        result = run_dpo(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress],
+                         checkpoint_dir)
     else:  # rft: progress is rounds done over rounds planned
 
         def on_round(r, model, tok, save):
@@ -99,7 +102,7 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
 
         progress.last_step = cfg.rounds
         result = run_rft(model_dir, train, judge, cfg, params.rollout, out_dir, seed, compute,
-                         on_round, params.sampling.max_batch_tokens)
+                         on_round, params.sampling.max_batch_tokens, checkpoint_dir)
     selected = progress.restore_best(out_dir) if is_main_process() else None
     return {**result, "dynamics": progress, "selected": selected,
             "eval_items_per_rank": progress.items_per_rank}
@@ -232,6 +235,12 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
     from recall.sampling import accuracy_by_split
 
     model_dir, run_dir = out.models / f"seed{seed}", out.runs / f"seed{seed}"
+    stamp = seed_stamp(params, method, seed, base_dir, judge, cfg,
+                       [train, items, sorted(base_samples.items()), dynamics, sample, latent])
+    if (kept := finished_summary(run_dir, model_dir, stamp)) is not None:
+        print(f"[recall] {name}/seed{seed}: kept, finished before under the same inputs "
+              f"({run_dir / FINISHED})", flush=True)
+        return kept if is_main_process() else {}
     if is_main_process():  # a seed's outputs are rebuilt whole, never mixed with a stale run's
         for path in (model_dir, run_dir):
             shutil.rmtree(path, ignore_errors=True)
@@ -262,7 +271,65 @@ def run_seed(method: str, params: Params, base_dir: Path, train: Sequence[QAItem
             run_dir / "p_gold.jsonl", *gold_probabilities_of(params, model_dir, eval_items, latent))
     if peak is not None:
         summary["peak_gpu_gib_training"] = peak
+    # Last: only a seed whose every output is written counts as finished.
+    (run_dir / FINISHED).write_text(json.dumps({"stamp": stamp, "summary": summary}, indent=1))
     return summary
+
+
+# A seed's marker in runs/<method>/seed<s>: the stamp of everything its outputs depend on,
+# and its summary. A rerun of the stage (a crash after some seeds, seeds added) keeps a seed
+# whose stamp matches instead of retraining it (dvc.yaml: the outputs persist).
+FINISHED = "finished.json"
+
+
+def seed_stamp(params: Params, method: str, seed: int, base_dir: Path, judge: Judge, cfg,
+               inputs: Sequence) -> str:
+    """A hash of everything one seed's outputs depend on: the params but the seed list, the
+    base weights, the judge, `inputs` (items, base samples, options) and the code (the recall
+    package and the stage script), so any change that could move an output retrains it."""
+    import hashlib
+    import sys
+
+    import recall
+    from recall.config import as_dict
+    from recall.staging import weights_digest
+    from recall.training import judge_identity
+
+    settings = as_dict(params)
+    settings["study"].pop("seeds")
+    code = hashlib.sha256()
+    script = getattr(sys.modules["__main__"], "__file__", None)
+    for path in sorted(Path(recall.__file__).parent.rglob("*.py")) + ([Path(script)] if script else []):
+        code.update(path.read_bytes())
+
+    def plain(obj):
+        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else str(obj)
+    blob = json.dumps([settings, method, seed, cfg, weights_digest(base_dir), judge_identity(judge),
+                       list(inputs), code.hexdigest()], sort_keys=True, default=plain)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def finished_summary(run_dir: Path, model_dir: Path, stamp: str) -> dict | None:
+    """The summary of a seed finished under `stamp`, or None (not finished, or other inputs)."""
+    marker = run_dir / FINISHED
+    if not (marker.exists() and model_dir.is_dir()):
+        return None
+    try:
+        done = json.loads(marker.read_text())
+    except ValueError:
+        return None  # cut short while written: not finished
+    return done["summary"] if done.get("stamp") == stamp else None
+
+
+def prune_seeds(out: OutputDirs, seeds: Sequence[int]) -> None:
+    """Remove the seed dirs of seeds no longer in `seeds` (outputs persist across reruns)."""
+    import shutil
+
+    keep = {f"seed{s}" for s in seeds}
+    for root in (out.models, out.runs, out.checkpoints):
+        for path in root.glob("seed*") if root.is_dir() else ():
+            if path.is_dir() and path.name not in keep:
+                shutil.rmtree(path)
 
 
 def _release_accelerator_memory() -> float | None:

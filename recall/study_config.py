@@ -51,6 +51,7 @@ class SFTConfig:
     # accessibility: the rule above; stored: the facts the toy world stored (exposure >= 1),
     # whatever the base model sampled; the control's ground truth (toy only)
     known_by: Literal["accessibility", "stored"]
+    save_steps: int  # checkpoint interval in optimizer steps (weights + optimizer), for resuming
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class DPOConfig:
     epochs: int
     batch_size: int  # pairs per optimizer step
     beta: float  # DPO temperature
+    save_steps: int  # checkpoint interval in optimizer steps, for resuming
 
 
 @dataclass(frozen=True)

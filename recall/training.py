@@ -115,7 +115,7 @@ def vllm_arguments(rollout: RolloutConfig, compute: Resolved) -> dict:
             "vllm_tensor_parallel_size": share.tensor_parallel_size}
 
 
-def _resume_point(output_dir: Path, stamp: str) -> str | None:
+def resume_point(output_dir: Path, stamp: str) -> str | None:
     """The last checkpoint in `output_dir` if it was written under the same settings.
 
     A checkpoint from other params would silently mix two experiments, so it is removed.
@@ -171,7 +171,7 @@ def train_rl(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RLOOCo
 
     stamp = "-".join([fingerprint(cfg, rollout), f"seed{seed}", weights_digest(model_dir),
                       judge_identity(judge), _items_stamp(items)])
-    resume = _resume_point(checkpoint_dir, stamp)
+    resume = resume_point(checkpoint_dir, stamp)
     tokenizer = load_tokenizer(model_dir)
     reward = reward_function(judge, max_failure_rate)
     trainer_cls = GRPOTrainer if isinstance(cfg, GRPOConfig) else RLOOTrainer

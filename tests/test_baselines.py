@@ -116,3 +116,73 @@ def test_rft_accepts_each_distinct_judged_correct_answer_once():
     # "rome" was judged wrong, and the judge's verdict is what counts, not a string match.
     assert [(it.id, c) for it, c in accepted_samples(records, items)] == \
         [("q0", " Paris")]
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_at(step: int):
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise _Crash(f"killed at step {step}")
+    return Crash()
+
+
+@pytest.mark.parametrize("method", ["sft", "dpo"])
+def test_sft_and_dpo_resume_from_their_last_checkpoint_to_the_same_weights(micro, tmp_path, method):
+    import dataclasses
+
+    from recall.staging import weights_digest
+
+    model_dir, train, samples, params = micro
+    run = {"sft": run_sft, "dpo": run_dpo}[method]
+    cfg = dataclasses.replace(getattr(params, method), epochs=2, save_steps=2)
+    items = train  # 16 items, batch 8: 2 steps an epoch (DPO: as many pairs as it finds)
+    whole = run(model_dir, items, samples, cfg, tmp_path / "whole", 0, CPU,
+                checkpoint_dir=tmp_path / "ckpt_whole")
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Crash):
+        run(model_dir, items, samples, cfg, tmp_path / "killed", 0, CPU, [_crash_at(3)], ckpt)
+    assert sorted(p.name for p in ckpt.glob("checkpoint-*")) == ["checkpoint-2"]
+    resumed = run(model_dir, items, samples, cfg, tmp_path / "resumed", 0, CPU, checkpoint_dir=ckpt)
+    assert whole["resumed_from"] is None and resumed["resumed_from"] == str(ckpt / "checkpoint-2")
+    assert resumed["steps"] == whole["steps"]
+    assert weights_digest(tmp_path / "resumed") == weights_digest(tmp_path / "whole")
+    assert not list(ckpt.glob("checkpoint-*"))  # a finished run leaves no checkpoint
+    # Other settings never resume a checkpoint of these: it is removed, and training starts over.
+    with pytest.raises(_Crash):
+        run(model_dir, items, samples, cfg, tmp_path / "killed", 0, CPU, [_crash_at(3)], ckpt)
+    other = run(model_dir, items, samples, dataclasses.replace(cfg, learning_rate=cfg.learning_rate / 2),
+                tmp_path / "other", 0, CPU, checkpoint_dir=ckpt)
+    assert other["resumed_from"] is None
+
+
+def test_rft_resumes_from_the_last_round_kept_to_the_same_model(micro, tmp_path):
+    import dataclasses
+
+    from recall.staging import weights_digest
+
+    model_dir, train, samples, params = micro
+    cfg = dataclasses.replace(params.rft, rounds=3)
+
+    def rft(out, ckpt, on_round=None):
+        return run_rft(model_dir, train, RuleJudge(), cfg, params.rollout, tmp_path / out, 0, CPU,
+                       on_round, checkpoint_dir=tmp_path / ckpt)
+    whole = rft("whole", "ckpt_whole")
+
+    def crash(r, *_):
+        if r == 2:
+            raise _Crash("killed after round 2")
+    with pytest.raises(_Crash):
+        rft("killed", "ckpt", crash)
+    assert [p.name for p in (tmp_path / "ckpt").glob("checkpoint-*")] == ["checkpoint-1"]
+    seen = []
+    resumed = rft("resumed", "ckpt", lambda r, *_: seen.append(r))
+    assert resumed["resumed_from"] == str(tmp_path / "ckpt/checkpoint-1") and seen == [2, 3]
+    assert resumed["rounds"] == whole["rounds"]
+    assert weights_digest(tmp_path / "resumed") == weights_digest(tmp_path / "whole")
+    assert not list((tmp_path / "ckpt").glob("checkpoint-*"))

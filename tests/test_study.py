@@ -1,6 +1,7 @@
 """The study's selection rules, by hand: attribution partitions at matched size, transfer,
 and where the training-dynamics points come from."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -163,3 +164,50 @@ def test_keeping_a_checkpoint_needs_whole_weights(tmp_path):
 def test_choosing_on_val_needs_val_items(tmp_path):
     with pytest.raises(ValueError, match="needs val items"):
         ProgressEvaluation([_item("t", "test")], None, None, None, 4, select_dir=tmp_path)
+
+
+def test_a_seed_stamp_moves_with_every_input_but_the_seed_list(micro_params, tmp_path):
+    import dataclasses
+
+    from recall.config import with_overrides
+    from recall.judge.rules import RuleJudge
+    from recall.study import finished_summary, seed_stamp
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "model.safetensors").write_bytes(b"weights")
+    items = [QAItem("a", "toy", "q?", ("x",), None, "train")]
+
+    def stamp(params=micro_params, seed=0, inputs=(items,)):
+        return seed_stamp(params, "sft", seed, base, RuleJudge(), None, list(inputs))
+    first = stamp()
+    assert stamp(with_overrides(micro_params, {"study.seeds": [0, 1, 2]})) == first
+    assert stamp(with_overrides(micro_params, {"sft.learning_rate": 1e-3})) != first
+    assert stamp(seed=1) != first
+    assert stamp(inputs=([dataclasses.replace(items[0], answers=("y",))],)) != first
+    (base / "model.safetensors").write_bytes(b"other weights")
+    assert stamp() != first
+
+    run, model = tmp_path / "runs/seed0", tmp_path / "models/seed0"
+    run.mkdir(parents=True)
+    assert finished_summary(run, model, first) is None  # no marker
+    (run / "finished.json").write_text(json.dumps({"stamp": first, "summary": {"n": 1}}))
+    assert finished_summary(run, model, first) is None  # no model
+    model.mkdir(parents=True)
+    assert finished_summary(run, model, first) == {"n": 1}
+    assert finished_summary(run, model, "other") is None
+    (run / "finished.json").write_text('{"stamp": "')  # cut short while written
+    assert finished_summary(run, model, first) is None
+
+
+def test_seeds_left_out_are_pruned(tmp_path):
+    from recall.study import OutputDirs, prune_seeds
+
+    out = OutputDirs(tmp_path / "models", tmp_path / "runs", tmp_path / "ckpt")
+    for root in (out.models, out.runs):
+        for s in (0, 1, 2):
+            (root / f"seed{s}").mkdir(parents=True)
+    (out.runs / "dynamics.csv").write_text("x")
+    prune_seeds(out, [1])
+    assert sorted(p.name for p in out.models.iterdir()) == ["seed1"]
+    assert sorted(p.name for p in out.runs.iterdir()) == ["dynamics.csv", "seed1"]

@@ -225,3 +225,27 @@ def test_validate_stops_repro_when_test_is_not_deduplicated(repo, tmp_path_facto
     assert all(leak in output for leak in planted[:3])  # named, with their training partners
     assert re.search(r"toy-test-leak-\d{4}-\w+ \(train: toy-train-", output)
     assert "Running stage 'sample@base'" not in output
+
+
+def test_a_rerun_keeps_the_seeds_that_finished_and_trains_the_rest(repo, tmp_path_factory):
+    from recall.staging import weights_digest
+
+    dest, env = copy_micro(repo, tmp_path_factory, "more_seeds")
+    before = _detail(dest, "train_sft")
+    digests = {s: weights_digest(dest / f"models/sft/seed{s}") for s in (0, 1)}
+    greedy = (dest / "runs/sft/seed0/greedy.jsonl").read_bytes()
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["study"]["seeds"] = [0, 1, 2]  # a seed added (or a crash after seed 1)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run(["dvc", "repro", "--single-item", "train@sft"], dest, env)
+    assert _stages_run(out) == ["train@sft"]
+    for s in (0, 1):
+        assert f"sft/seed{s}: kept, finished before under the same inputs" in out
+        assert weights_digest(dest / f"models/sft/seed{s}") == digests[s]
+    assert "sft/seed2: kept" not in out and (dest / "models/sft/seed2").is_dir()
+    after = _detail(dest, "train_sft")
+    assert {k: after[k] for k in before} == before and after["seed2"]["greedy_accuracy"]
+    assert (dest / "runs/sft/seed0/greedy.jsonl").read_bytes() == greedy
+    # DVC recorded what is there: the stage is up to date, its outputs in the cache.
+    status = _run(["dvc", "status", "train@sft"], dest, env)
+    assert "up to date" in status, status
