@@ -6,6 +6,7 @@
     recall render [--overlay DIR] [--jobs] [-o FILE]   # services for kubectl apply (--jobs: review)
     recall submit [--staging | --stage train@grpo [--commit]] [--dry-run]   # default: the experiment
     recall repro [TARGET...] [--commit]   # what a cluster Job runs: dvc repro on the workspace
+    recall fetch RUN_ID [--remote URL]    # a cluster run's results into this checkout
     recall workspace DIR                  # create the workspace volume's directories
     recall serve-judge -- dvc repro   # one judge server for every stage of the run
     recall ui [--port 5000]           # the MLflow UI on the tracking store, training-runs view
@@ -97,9 +98,27 @@ def _submit_all(args, params, plan: list[tuple[str, int | None]], commit: bool =
 
 
 def _repro(args) -> int:
-    from recall.workspace import repro
+    from recall.workspace import LOCK, repro, uncached_outputs
 
-    return repro(args.targets, commit=args.commit)
+    def publish() -> str:
+        from recall.tracking import publish_workspace
+
+        return publish_workspace(load_params(args.params), [LOCK, *uncached_outputs()])
+    # On the cluster (its ConfigMap sets the tracking URI) the results travel through MLflow.
+    return repro(args.targets, commit=args.commit,
+                 publish=publish if os.environ.get("MLFLOW_TRACKING_URI") else None)
+
+
+def _fetch(args) -> int:
+    from recall.tracking import tracking_uri
+    from recall.workspace import fetch
+
+    files = fetch(args.run_id, tracking_uri(load_params(args.params)), remote=args.remote)
+    print(f"recall fetch: {len(files)} files from MLflow run {args.run_id}: "
+          f"{', '.join(map(str, files))}")
+    if not args.remote:
+        print("recall fetch: cached outputs not pulled; pass --remote (the cluster's DVC remote)")
+    return 0
 
 
 def _workspace(args) -> int:
@@ -210,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("targets", nargs="*")
     rp.add_argument("--commit", action="store_true", help="dvc commit the targets instead")
     rp.set_defaults(func=_repro)
+    ft = sub.add_parser("fetch", help="a cluster run's results into this checkout")
+    ft.add_argument("run_id", help="the variant's MLflow parent run (`recall repro` logs it)")
+    ft.add_argument("--remote", help="the cluster's DVC remote URL (s3://...): dvc pull it too")
+    ft.set_defaults(func=_fetch)
     ws = sub.add_parser("workspace", help="create the workspace volume's directories")
     ws.add_argument("root")
     ws.set_defaults(func=_workspace)

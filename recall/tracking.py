@@ -16,7 +16,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from recall.config import Params, fingerprint, flat_dict
 from recall.environment import environment
@@ -277,3 +277,24 @@ def variant_runs(tracking: str, experiment_name: str) -> tuple[str, list[str]]:
                                filter_string=f"tags.`{ROLE_TAG}` = 'variant'",
                                order_by=["attributes.start_time DESC"])
     return exp.experiment_id, [r.info.run_id for r in found]
+
+
+WORKSPACE_ARTIFACTS = "workspace"  # a variant's dvc.lock and uncached outputs (recall fetch)
+
+
+def publish_workspace(params: Params, files: Sequence[Path]) -> str:
+    """Log `files` (the workspace's dvc.lock and the outputs DVC does not cache, paths
+    relative to the checkout) under `workspace/` of the variant's parent run, replacing what
+    an earlier Job logged there; returns that run's id. How a cluster run's results reach a
+    laptop: `recall fetch RUN_ID` (recall.workspace)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(params))
+    env = environment()
+    exp_id = experiment_id(mlflow, params.experiment.name)
+    parent = _parent_run_id(mlflow, exp_id, pipeline_key(params, env["commit"]), params, env)
+    client = mlflow.MlflowClient()
+    for path in files:
+        where = Path(WORKSPACE_ARTIFACTS, path.parent) if path.parent != Path(".") else None
+        client.log_artifact(parent, str(path), artifact_path=str(where or WORKSPACE_ARTIFACTS))
+    return parent

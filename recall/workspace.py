@@ -6,8 +6,10 @@ cache/, metrics/, plots/, reports/, .dvc/cache and checkpoints/ there), so what 
 writes the next one reads. The lock that describes those outputs is the workspace's, kept
 in .recall/dvc.lock on the volume: restored before the run, saved after it, even a failed
 one (DVC records each stage as it completes). With $RECALL_DVC_REMOTE set (the cluster
-ConfigMap), outputs are pulled from and pushed to that S3 remote, which is how they reach a
-laptop: `dvc pull` with that lock.
+ConfigMap), outputs are pulled from and pushed to that S3 remote. With $MLFLOW_TRACKING_URI
+set (the ConfigMap again), the lock and the outputs DVC does not cache (metrics, plots,
+reports) are logged to the variant's MLflow parent run after every Job, so one command on a
+laptop, `recall fetch RUN_ID`, brings both: those files from MLflow, the rest by `dvc pull`.
 """
 
 from __future__ import annotations
@@ -71,9 +73,12 @@ def _run(cmd: list[str]) -> int:
 
 
 def repro(targets: Sequence[str], commit: bool = False,
-          env: dict[str, str] | None = None, run: Callable[[list[str]], int] = _run) -> int:
+          env: dict[str, str] | None = None, run: Callable[[list[str]], int] = _run,
+          publish: Callable[[], str] | None = None) -> int:
     """Restore the workspace's lock, configure the remote, run the DVC commands, save the
-    lock; the exit code of the first command that failed (0 when none did)."""
+    lock, then `publish` (the lock and uncached outputs to MLflow); the exit code of the
+    first command that failed (0 when none did; 1 when only publishing failed: the outputs
+    exist but cannot travel)."""
     env = os.environ if env is None else env
     if SAVED_LOCK.exists():
         shutil.copyfile(SAVED_LOCK, LOCK)
@@ -90,4 +95,58 @@ def repro(targets: Sequence[str], commit: bool = False,
     finally:
         if LOCK.exists() and SAVED_LOCK.parent.is_dir():
             shutil.copyfile(LOCK, SAVED_LOCK)
+    if publish is not None:  # a failed Job's partial results too: what its stages finished
+        try:
+            print(f"[recall] outputs logged to MLflow run {publish()}: `recall fetch` them",
+                  flush=True)
+        except Exception as e:  # any failure: say so, never pass quietly
+            print(f"[recall] could not log the lock and uncached outputs to MLflow: {e}",
+                  file=sys.stderr)
+            return code or 1
     return code
+
+
+def uncached_outputs(root: Path = Path(".")) -> list[Path]:
+    """The stage outputs DVC does not cache, that exist as files (metrics, plots, reports):
+    what `dvc pull` cannot bring. Checkpoint directories are not results, and stay."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        paths = {str(out) for stage in repo.index.stages for out in stage.outs
+                 if not out.use_cache}
+    return sorted(Path(p) for p in paths if (root / p).is_file())
+
+
+def fetch(run_id: str, tracking: str, dest: Path = Path("."),
+          remote: str | None = None, run: Callable[[list[str]], int] = _run) -> list[Path]:
+    """A cluster run's results into the checkout at `dest`: the dvc.lock and uncached outputs
+    `run_id` holds (`recall.tracking.publish_workspace`), then, with `remote` (the cluster's
+    DVC remote URL), `dvc pull` of the cached outputs that lock names. Returns the files."""
+    import tempfile
+
+    import mlflow
+
+    from recall.tracking import WORKSPACE_ARTIFACTS
+
+    missing = RuntimeError(f"MLflow run {run_id} at {tracking} holds no "
+                           f"{WORKSPACE_ARTIFACTS}/dvc.lock: not a variant run a cluster Job "
+                           f"logged to (`recall repro` prints the run id)")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            got = Path(mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=WORKSPACE_ARTIFACTS, dst_path=tmp,
+                tracking_uri=tracking))
+        except mlflow.exceptions.MlflowException as e:
+            raise missing from e
+        files = sorted(p.relative_to(got) for p in got.rglob("*") if p.is_file())
+        if Path("dvc.lock") not in files:
+            raise missing
+        for rel in files:
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(got / rel, dest / rel)
+    if remote:
+        for cmd in [*remote_commands(remote, os.environ.get("AWS_ENDPOINT_URL")),
+                    ["dvc", "pull", "-r", REMOTE, "--allow-missing"]]:
+            if code := run(cmd):
+                raise RuntimeError(f"{' '.join(cmd)} failed with exit code {code}")
+    return files

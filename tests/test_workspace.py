@@ -1,6 +1,8 @@
 """recall repro: the workspace's lock is restored before DVC runs and saved after, even when
 a stage fails; the DVC remote is configured from the environment; commands run in order."""
 
+from pathlib import Path
+
 import pytest
 
 from recall.workspace import SAVED_LOCK, WORKSPACE_DIRS, init_workspace, repro
@@ -63,3 +65,62 @@ def test_init_workspace_makes_every_mounted_directory(tmp_path):
     assert sorted(p.name for p in made) == sorted(WORKSPACE_DIRS)
     assert all(p.is_dir() for p in made)
     assert init_workspace(tmp_path / "ws") == made  # idempotent
+
+
+def test_uncached_outputs_are_the_result_files_dvc_pull_cannot_bring():
+    from conftest import ROOT
+
+    from recall.workspace import uncached_outputs
+
+    files = set(uncached_outputs(ROOT))
+    assert {Path("metrics/analysis.json"), Path("reports/analysis.md"),
+            Path("plots/pass_at_k.png")} <= files
+    assert not any(p.parts[0] in ("checkpoints", "data", "models", "runs") for p in files)
+
+
+def test_a_jobs_results_travel_through_mlflow_to_a_laptop(pod, tmp_path, micro_params):
+    """A Job's `recall repro` logs the lock and uncached outputs to the variant's parent run;
+    `recall fetch` on a laptop puts them back, byte for byte, and pulls the rest from DVC."""
+    import dataclasses
+
+    import mlflow
+
+    from recall.tracking import publish_workspace
+    from recall.workspace import LOCK, fetch
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    params = dataclasses.replace(micro_params, tracking=dataclasses.replace(
+        micro_params.tracking, uri=store))
+    outputs = {Path("metrics/train_grpo.json"): '{"seed0": 1}\n',
+               Path("reports/analysis.md"): "# report\n", Path("plots/p.png"): "\x89PNG"}
+
+    def run(cmd):
+        if cmd[:2] == ["dvc", "repro"]:
+            LOCK.write_text("lock after the Job\n")
+            for path, text in outputs.items():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        return 0
+
+    published = []
+    code = repro(["train@grpo"], env={}, run=run, publish=lambda: published.append(
+        publish_workspace(params, [LOCK, *outputs])) or published[-1])
+    assert code == 0
+    parent = mlflow.MlflowClient(store).get_run(published[0])
+    assert parent.data.tags["recall.role"] == "variant"  # the run the compare view shows
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    pulls = []
+    files = fetch(published[0], store, laptop, remote="s3://bucket/dvc",
+                  run=lambda c: pulls.append(c) or 0)
+    assert set(files) == {LOCK, *outputs}
+    assert (laptop / "dvc.lock").read_text() == "lock after the Job\n"
+    assert all((laptop / p).read_text() == text for p, text in outputs.items())
+    assert pulls[-1] == ["dvc", "pull", "-r", "cluster", "--allow-missing"]
+    # A failed publish is an error even after a clean DVC run: the results cannot travel.
+    def broken():
+        raise ConnectionError("mlflow:5000 unreachable")
+    assert repro([], env={}, run=lambda c: 0, publish=broken) == 1
+    with pytest.raises(RuntimeError, match="holds no workspace/dvc.lock"):
+        fetch(mlflow.MlflowClient(store).create_run(parent.info.experiment_id).info.run_id,
+              store, laptop)
