@@ -5,13 +5,11 @@ import json
 import subprocess
 
 import pytest
-from conftest import ROOT
-
-SHARED = ROOT.parent / "shared/data"
+from conftest import ROOT, needs_shared
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "nq_open/NQ-open.dev.jsonl").exists(), reason="no ../shared/data")
+@needs_shared
 def test_dry_run_builds_inputs_and_passes_the_plan(tmp_path):
     proc = subprocess.run(["bash", "scripts/gpu_smoke.sh", "--dry-run", "--keep", str(tmp_path)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
