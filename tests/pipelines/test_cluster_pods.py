@@ -212,7 +212,10 @@ def _seed_workspace(ws: Path, micro_repo) -> None:
 def test_trainer_job_writes_to_the_workspace_the_remote_and_mlflow(cluster, mlflow_pod, tmp_path,
                                                                     micro_repo):
     micro = micro_params_dict()
-    micro["study"].update({"seeds": [0], "sample_seeds": [0]})  # train@grpo's params change
+    # train@grpo's params change: one seed, and a learning rate that makes seed 0 train again
+    # (a seed finished under the same inputs would be kept, recall.study.finished_summary)
+    micro["study"].update({"seeds": [0], "sample_seeds": [0]})
+    micro["grpo"]["learning_rate"] = micro["grpo"]["learning_rate"] * 2
     params = params_from_dict(micro)
     sub = submission(job_templates(params, OVERLAY), params, "train@grpo")
     app = _image(cluster["root"] / "trainer-app", micro)
@@ -256,10 +259,19 @@ def test_trainer_job_writes_to_the_workspace_the_remote_and_mlflow(cluster, mlfl
             ["dvc", "pull", "-r", "cluster", "--with-deps", "train@grpo"]]:
         proc = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    # Outputs DVC does not cache (metrics files, the checkpoint directory) never go through
-    # the remote: they are on the volumes, and a laptop copies them (README).
-    (clone / "metrics").mkdir(exist_ok=True)
-    shutil.copyfile(ws / "metrics/train_grpo.json", clone / "metrics/train_grpo.json")
+    # Outputs DVC does not cache (metrics, plots, reports) and the lock come from the MLflow
+    # run the Job logged them to, by the one command the README gives; the checkpoint
+    # directory stays on its volume (copied here only for `dvc status`).
+    assert "grpo/seed0: kept" not in log and "grpo/seed1" not in log
+    run_id = re.search(r"outputs logged to MLflow run (\w+)", log).group(1)
+    fetched = subprocess.run(["recall", "fetch", run_id, "--remote", "s3://recall-dvc/cache"],
+                             cwd=clone, env={**env, "MLFLOW_TRACKING_URI": mlflow_pod[0],
+                                             "AWS_ENDPOINT_URL": cluster["s3_url"]},
+                             capture_output=True, text=True)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert (clone / "metrics/train_grpo.json").read_bytes() == \
+        (ws / "metrics/train_grpo.json").read_bytes()
+    assert (clone / "dvc.lock").read_bytes() == (ws / "state/dvc.lock").read_bytes()
     shutil.copytree(cluster["volumes"]["checkpoints"] / "grpo", clone / "checkpoints/grpo")
     status = subprocess.run(["dvc", "status", "train@grpo"], cwd=clone, env=env, capture_output=True, text=True)
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout + status.stderr
