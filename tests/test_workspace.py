@@ -78,19 +78,18 @@ def test_uncached_outputs_are_the_result_files_dvc_pull_cannot_bring():
     assert not any(p.parts[0] in ("checkpoints", "data", "models", "runs") for p in files)
 
 
-def test_a_jobs_results_travel_through_mlflow_to_a_laptop(pod, tmp_path, micro_params):
+def test_a_jobs_results_travel_through_mlflow_to_a_laptop(pod, tmp_path, micro_params,
+                                                          monkeypatch):
     """A Job's `recall repro` logs the lock and uncached outputs to the variant's parent run;
     `recall fetch` on a laptop puts them back, byte for byte, and pulls the rest from DVC."""
-    import dataclasses
-
     import mlflow
 
     from recall.tracking import publish_workspace
     from recall.workspace import LOCK, fetch
 
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    params = dataclasses.replace(micro_params, tracking=dataclasses.replace(
-        micro_params.tracking, uri=store))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # as the cluster's ConfigMap sets it
+    params = micro_params
     outputs = {Path("metrics/train_grpo.json"): '{"seed0": 1}\n',
                Path("reports/analysis.md"): "# report\n", Path("plots/p.png"): "\x89PNG"}
 

@@ -246,11 +246,15 @@ def test_trainer_job_writes_to_the_workspace_the_remote_and_mlflow(cluster, mlfl
         Bucket="recall-mlflow", Prefix="artifacts/")["Contents"]]
     assert any(runs[0].info.run_id in k for k in s3_keys)
 
-    # A laptop: a fresh checkout of the same code with the Job's params and lock pulls the
-    # outputs back from the DVC remote.
+    _laptop_takes_the_results(cluster, mlflow_pod, sub, log, tmp_path / "clone")
+
+
+def _laptop_takes_the_results(cluster, mlflow_pod, sub, log: str, clone) -> None:
+    """A laptop: a fresh checkout of the same code with the Job's params and lock takes the
+    Job's results: cached outputs from the DVC remote, the rest from MLflow."""
     from recall.micro_model import scratch_repo
 
-    clone = tmp_path / "clone"
+    ws = cluster["volumes"]["workspace"]
     clone.mkdir()
     scratch_repo(ROOT, clone, yaml.safe_load(sub.params["data"]["params.yaml"]))
     shutil.copyfile(ws / "state/dvc.lock", clone / "dvc.lock")
