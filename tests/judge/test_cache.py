@@ -52,6 +52,7 @@ print(len(cache.get_many(f"k{j}" for j in range(400))))
 """
 
 
+@pytest.mark.slow  # a real PostgreSQL (the fixture rule marks too late for -m; test_sweep.py likewise)
 def test_postgres_cache_is_shared_by_hosts_writing_at_once_and_survives_a_dropped_link(postgres):
     import subprocess
     import sys
