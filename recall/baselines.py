@@ -272,7 +272,8 @@ def run_rft(model_dir: Path, items: Sequence[QAItem], judge: Judge, cfg: RFTConf
     resume = None
     if checkpoint_dir is not None:
         resume = resume_point(checkpoint_dir, _stamp(cfg, seed, model_dir, [
-            [it.id for it in items], judge_identity(judge), dataclasses.astuple(rollout)]))
+            [it.id for it in items], judge_identity(judge), dataclasses.astuple(rollout)]),
+            complete=ROUNDS)
     rounds = json.loads((Path(resume) / ROUNDS).read_text()) if resume else []
     model = load_model(resume or model_dir, compute, on_device=True)
     trainer = None

@@ -83,7 +83,7 @@ def train_method(method: str, params: Params, model_dir: Path, train: Sequence[Q
         result = {"items": len(train), "steps": result["global_step"],
                   "unjudged": result["unjudged"], "judged": result["judged"],
                   "world_size": world_size(), "log_history": result["log_history"],
-                  "rank_weights": result["rank_weights"]}
+                  "rank_weights": result["rank_weights"], "resumed_from": result["resumed_from"]}
     elif method in ("sft", "sft_known"):
         result = run_sft(model_dir, train, base_samples, cfg, out_dir, seed, compute, [progress],
                          checkpoint_dir)

@@ -51,11 +51,13 @@ def unique_name(prefix: str, clock: Callable[[], float] = time.time) -> str:
 
 
 def shipped_params(params: Params, gpus: bool, nodes: int) -> Params:
-    """The params the Job runs with: the training layout follows the GPUs it is given."""
-    if not gpus:
-        return params
-    return with_overrides(params, {"compute.num_processes": params.cluster.gpus_per_node,
-                                   "compute.num_machines": nodes})
+    """The params the Job runs with: the training layout follows the nodes and GPUs it is
+    given. The machine count follows the nodes even without GPUs (a CPU cluster, the pod
+    tests): each of `nodes` pods alone would otherwise train the whole model by itself."""
+    overrides: dict = {"compute.num_machines": nodes}
+    if gpus:
+        overrides["compute.num_processes"] = params.cluster.gpus_per_node
+    return with_overrides(params, overrides)
 
 
 def submission(templates: list[dict], params: Params, what: str, workers: int | None = None,
@@ -79,7 +81,8 @@ def submission(templates: list[dict], params: Params, what: str, workers: int | 
     main = pod["containers"][0]
     if commit:
         main["command"] = ["recall", "repro", "--commit", what]
-    gpus = set_gpus(main, params.cluster.gpus_per_node)
+    # A commit hashes files: no GPU. It still ships the layout the stage ran under (below).
+    gpus = set_gpus(main, 0 if commit else params.cluster.gpus_per_node)
     if what == "sweep-worker" and workers is not None:
         job["spec"]["parallelism"] = job["spec"]["completions"] = workers
     service = None
@@ -92,7 +95,10 @@ def submission(templates: list[dict], params: Params, what: str, workers: int | 
         for env in main["env"]:
             if env["name"] == "MASTER_ADDR":
                 env["value"] = f"{name}-0.{name}"
-    shipped = shipped_params(params, gpus, params.cluster.nodes if multi else 1)
+    # The lock a commit writes must hold the params the outputs were made under: the
+    # multi-node run's machine and process counts, not a single node's.
+    spread = multi or (commit and params.cluster.nodes > 1)
+    shipped = shipped_params(params, gpus, params.cluster.nodes if spread else 1)
     configmap = {"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": f"{name}-params", "namespace": job["metadata"]["namespace"],
                               "labels": dict(job["metadata"].get("labels", {}))},

@@ -115,13 +115,11 @@ def vllm_arguments(rollout: RolloutConfig, compute: Resolved) -> dict:
             "vllm_tensor_parallel_size": share.tensor_parallel_size}
 
 
-def resume_point(output_dir: Path, stamp: str) -> str | None:
-    """The last checkpoint in `output_dir` if it was written under the same settings.
+def resume_point(output_dir: Path, stamp: str, complete: str = "trainer_state.json") -> str | None:
+    """The last complete checkpoint in `output_dir` if it was written under the same settings.
 
     A checkpoint from other params would silently mix two experiments, so it is removed.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     marker = output_dir / FINGERPRINT_FILE
     if is_main_process():
         if output_dir.exists() and (not marker.exists()
@@ -131,7 +129,33 @@ def resume_point(output_dir: Path, stamp: str) -> str | None:
         marker.write_text(json.dumps(stamp))
     else:
         _wait_for_marker(marker, stamp)
-    return get_last_checkpoint(str(output_dir))
+    return last_complete_checkpoint(output_dir, complete)
+
+
+def last_complete_checkpoint(output_dir: Path, complete: str = "trainer_state.json") -> str | None:
+    """The highest `checkpoint-<n>` holding its `complete` file (JSON the trainer writes last:
+    transformers' trainer_state.json, RFT's rounds). A run killed while saving leaves one
+    without it; resuming from that would fail on every rerun, so it is passed over, and the
+    main process removes it (another rank's answer cannot change: it lacks the file)."""
+    import re
+
+    done, partial = [], []
+    for path in output_dir.glob("checkpoint-*"):
+        if not (path.is_dir() and re.fullmatch(r"checkpoint-\d+", path.name)):
+            continue
+        try:
+            json.loads((path / complete).read_text())
+            done.append(path)
+        except (OSError, ValueError):
+            partial.append(path)
+    if partial and is_main_process():
+        for path in partial:
+            print(f"[recall] {path}: no {complete}, written by a run killed while saving; "
+                  f"removed, not resumed", flush=True)
+            shutil.rmtree(path, ignore_errors=True)
+    if not done:
+        return None
+    return str(max(done, key=lambda p: int(p.name.split("-")[1])))
 
 
 def _wait_for_marker(marker: Path, stamp: str, timeout_s: float = 600) -> None:

@@ -56,15 +56,20 @@ def remote_commands(url: str, endpoint: str | None) -> list[list[str]]:
 def repro_commands(targets: Sequence[str], commit: bool, remote: bool) -> list[list[str]]:
     """The DVC commands of one Job, in order: pull, repro (or commit), push.
 
+    A commit pulls nothing: the outputs it records are on the volume and newer than the
+    lock, and a pull would refuse to overwrite them (or, forced, lose the run).
+
     >>> repro_commands(["train@grpo"], commit=False, remote=True)
     [['dvc', 'pull', '-r', 'cluster', '--allow-missing'], ['dvc', 'repro', 'train@grpo'], \
 ['dvc', 'push', '-r', 'cluster']]
+    >>> repro_commands(["train@grpo"], commit=True, remote=True)
+    [['dvc', 'commit', '--force', 'train@grpo'], ['dvc', 'push', '-r', 'cluster']]
     """
     work = ["dvc", "commit", "--force", *targets] if commit else ["dvc", "repro", *targets]
-    if not remote:
-        return [work]
-    return [["dvc", "pull", "-r", REMOTE, "--allow-missing"], work,
-            ["dvc", "push", "-r", REMOTE]]
+    push = [["dvc", "push", "-r", REMOTE]] if remote else []
+    if commit or not remote:
+        return [work, *push]
+    return [["dvc", "pull", "-r", REMOTE, "--allow-missing"], work, *push]
 
 
 def _run(cmd: list[str]) -> int:

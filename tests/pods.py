@@ -7,7 +7,8 @@
 - Its volumes are bind mounts (what a kubelet does for a subPath), each from a directory of
   the test's "volume"; a ConfigMap mount is the ConfigMap's file; /dev/shm is the host's.
 - Service names resolve to 127.0.0.1 (tests/pod_dns/sitecustomize.py): a Service's port
-  equals its targetPort and the container's port, which tests check separately.
+  equals its targetPort and the container's port, which tests check separately. A pod whose
+  C code resolves names too (torch's rendezvous) gets its own /etc/hosts (`with_hosts`).
 - Env: ConfigMap values as rendered (or as the test edits the cluster's ConfigMap), test
   values for secrets, HOME and USER as the image's user has them.
 """
@@ -109,10 +110,37 @@ def command(container: dict, pod: dict, env: dict, remap: dict[str, str]) -> lis
             "--clear-groups", *argv]
 
 
+def with_hosts(argv: list[str], hosts_file: Path) -> list[str]:
+    """`argv` with the pod's own /etc/hosts, as the kubelet mounts one into every container:
+    `hosts_file` bound over /etc/hosts in a private mount namespace, so that names resolve
+    in C (torch's TCPStore, gloo) as well as in Python. The host's file is untouched."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts_file), *argv]
+
+
+def kill_pod(proc) -> None:
+    """SIGKILL a pod's every process, as a node failure or eviction does (torchrun starts its
+    workers in sessions of their own, so a process group would miss them)."""
+    import psutil
+
+    tree = psutil.Process(proc.pid).children(recursive=True)
+    for p in [psutil.Process(proc.pid), *tree]:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait(30)
+
+
 def start(container: dict, pod: dict, env: dict, remap: dict, app: Path, log: Path,
-          wait: bool = False, timeout: float = 1800):
-    """Run (wait=True: to the end; the CompletedProcess) or start (the Popen) the container."""
+          wait: bool = False, timeout: float = 1800, hosts_file: Path | None = None):
+    """Run (wait=True: to the end; the CompletedProcess) or start (the Popen) the container;
+    with `hosts_file`, under its own /etc/hosts (`with_hosts`)."""
+    # The image's own code, as the image installs it from /app: not the checkout's.
+    env = {**env, "PYTHONPATH": f"{env['PYTHONPATH']}:{app}"}
     argv = command(container, pod, env, remap)
+    if hosts_file is not None:
+        argv = with_hosts(argv, hosts_file)
     cwd = app if container.get("workingDir", "/app") == "/app" else container["workingDir"]
     with log.open("w") as out:
         if wait:

@@ -63,6 +63,7 @@ def test_a_guarded_skip_fails_under_ci_and_only_there(tmp_path):
 GUARDED = {"pipelines/test_paper_profile.py": "../shared/data",
            "pipelines/test_leakage_guard.py": "../shared/data",
            "pipelines/test_cluster_pods.py": "root and CAP_SYS_ADMIN",
+           "pipelines/test_multinode_pods.py": "root and CAP_SYS_ADMIN",
            "test_mlflow_ui.py": "chromium"}
 
 

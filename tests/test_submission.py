@@ -152,3 +152,30 @@ def test_submit_dry_run_prints_the_objects(tmp_path, capsys):
     env = {e["name"]: e for e in objs[1]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "recall-hf"
     assert env["HF_HUB_OFFLINE"]["value"] == "0"
+
+
+def test_a_multinode_job_without_gpus_ships_one_machine_per_node(params, templates):
+    # The test overlay renders CPU pods: the machine count must still follow the nodes, or
+    # each pod would train the whole model alone, with nobody to meet.
+    sub = submission(templates, with_overrides(params, {"cluster.nodes": 2}), "train@grpo")
+    shipped = yaml.safe_load(sub.params["data"]["params.yaml"])["compute"]
+    assert shipped["num_machines"] == 2
+    assert shipped["num_processes"] == params.compute.num_processes  # no GPUs to follow
+    single = submission(templates, params, "train@grpo")
+    assert yaml.safe_load(single.params["data"]["params.yaml"])["compute"]["num_machines"] == 1
+
+
+def test_a_commit_records_the_layout_the_multinode_run_trained_under(params):
+    # The GPU overlay: a commit asks for no GPU, but its lock must name the multi-node run's
+    # machines and processes, or the outputs would be recorded under params they were not
+    # made with.
+    templates = job_templates(params, ROOT / "k8s/overlays/cluster")
+    multi = with_overrides(params, {"cluster.nodes": 2, "cluster.gpus_per_node": 4})
+    run = submission(templates, multi, "train@grpo")
+    commit = submission(templates, multi, "train@grpo", commit=True)
+    ran, recorded = (yaml.safe_load(s.params["data"]["params.yaml"])["compute"]
+                     for s in (run, commit))
+    assert (ran["num_machines"], ran["num_processes"]) == (2, 4)
+    assert recorded == ran
+    limits = commit.job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "0"

@@ -194,3 +194,21 @@ def test_the_pin_is_skipped_not_failed_under_other_versions(monkeypatch):
     monkeypatch.setattr(recall.environment, "package_version",
                         lambda name: "9.9" if name == "trl" else PINNED_UNDER[name])
     assert pinned_versions_differ() == "trl 9.9 (pinned under 1.16.0)"
+
+
+def test_a_checkpoint_cut_short_while_saving_is_passed_over_and_removed(tmp_path):
+    from recall.training import last_complete_checkpoint
+
+    for name, state in [("checkpoint-2", "{}"), ("checkpoint-10", "{}"),  # 10 > 2: numeric
+                        ("checkpoint-11", None), ("checkpoint-12", '{"glo')]:
+        (tmp_path / name).mkdir()
+        if state is not None:
+            (tmp_path / name / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-best").mkdir()  # not a step: never a resume point
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint-10", "checkpoint-2", "checkpoint-best"]
+    # RFT marks a finished round with its own file
+    (tmp_path / "checkpoint-3").mkdir()
+    (tmp_path / "checkpoint-3" / "rft_rounds.json").write_text("[]")
+    assert last_complete_checkpoint(tmp_path, "rft_rounds.json") == str(tmp_path / "checkpoint-3")

@@ -15,115 +15,31 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 from conftest import ROOT, micro_params_dict
-from pods import cluster_dns, mount_allowed, mounted, open_up, pod_env, start
+from pod_cluster import (
+    KEYS,
+    NEEDS_ROOT,
+    OVERLAY,
+    image_of,
+    job_started,
+    run_job,
+    seed_workspace,
+    service_port,
+)
+from pods import cluster_dns, kill_pod, mounted, pod_env, start
 
-from recall.cluster import find, job_templates, render
+from recall.cluster import find, job_templates
 from recall.config import params_from_dict
-from recall.judge.server import free_port, wait_healthy
+from recall.judge.server import wait_healthy
+from recall.staging import weights_digest
 from recall.submission import submission
 from recall.workspace import remote_commands
 
-pytestmark = [pytest.mark.slow, pytest.mark.ci_required,
-              pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0
-                                 or not mount_allowed(),
-                                 reason="bind mounts (subPath volumes) and setpriv need root")]
-
-OVERLAY = ROOT / "k8s/overlays/test"
-KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """S3 (moto), the cluster's ConfigMap pointed at it, volumes, and the pods' home."""
-    root = tmp_path_factory.mktemp("cluster")
-    open_up(root)
-    open_up(Path(os.path.realpath(sys.executable)).parent)  # the interpreter the venv links to
-    port = free_port()
-    log = (root / "s3.log").open("w")
-    s3 = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                           str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    _wait_listening(url, s3)
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", **{
-        k.lower(): v for k, v in KEYS.items()})
-    for bucket in ("recall-mlflow", "recall-dvc"):
-        client.create_bucket(Bucket=bucket)
-    micro = micro_params_dict()
-    micro["cluster"]["judge_tensor_parallel"] = 1  # one CPU "GPU" for the micro judge
-    services = render(params_from_dict(micro), OVERLAY)
-    configmap = dict(find(services, "ConfigMap", "recall-cluster")["data"])
-    configmap["AWS_ENDPOINT_URL"] = f"http://s3:{port}"  # "edit for your cluster"
-    home = root / "home"
-    home.mkdir()
-    os.chown(home, 1000, 1000)
-    volumes = {"workspace": root / "workspace", "checkpoints": root / "checkpoints"}
-    for v in volumes.values():
-        v.mkdir()
-        os.chown(v, 1000, 1000)  # fsGroup: the volume root is the pod's group's
-    yield dict(root=root, s3=client, s3_url=url, services=services, home=home,
-               configmaps={"recall-cluster": configmap}, volumes=volumes,
-               hosts={"s3": "127.0.0.1", "mlflow": "127.0.0.1", "judge": "127.0.0.1"},
-               secrets={**KEYS, "recall-s3/AWS_ACCESS_KEY_ID": "testing",
-                        "recall-s3/AWS_SECRET_ACCESS_KEY": "testing",
-                        "recall-mlflow/backend-uri": f"sqlite:///{root}/mlflow/mlflow.db"})
-    s3.terminate()
-    s3.wait(30)
-
-
-def _wait_listening(url: str, proc, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{url}: the server exited with {proc.returncode}"
-        try:
-            httpx.get(url, timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
-
-
-def _image(dest, params: dict):
-    """The image's /app: the project copied, owned by the pod's user (Dockerfile)."""
-    from recall.micro_model import scratch_repo
-
-    dest.mkdir()
-    scratch_repo(ROOT, dest, params)
-    subprocess.run(["chown", "-R", "1000:1000", str(dest)], check=True)
-    return dest
-
-
-def _service_port(objs, name: str) -> int:
-    """The Service's port, checked to be the container's port too (the DNS shim maps names)."""
-    svc = find(objs, "Service", name)["spec"]["ports"][0]
-    pod = find(objs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
-    assert svc["port"] == svc["targetPort"] == pod["ports"][0]["containerPort"]
-    return svc["port"]
-
-
-@pytest.fixture(scope="module")
-def mlflow_pod(cluster):
-    objs = cluster["services"]
-    dep = find(objs, "Deployment", "mlflow")["spec"]["template"]["spec"]
-    c = dep["containers"][0]
-    app = _image(cluster["root"] / "mlflow-app", micro_params_dict())
-    (cluster["root"] / "mlflow").mkdir()
-    os.chown(cluster["root"] / "mlflow", 1000, 1000)
-    env = pod_env(c, cluster["configmaps"], cluster["secrets"], cluster["home"], cluster["hosts"],
-                  extra={"MLFLOW_S3_ENDPOINT_URL": cluster["s3_url"]})
-    port = _service_port(objs, "mlflow")
-    proc = start(c, dep, env, {}, app, cluster["root"] / "mlflow.log")
-    wait_healthy(f"http://127.0.0.1:{port}", proc, 180, "MLflow server pod")
-    yield f"http://127.0.0.1:{port}", port
-    proc.terminate()
-    proc.wait(30)
+pytestmark = [pytest.mark.slow, pytest.mark.ci_required, NEEDS_ROOT]
 
 
 def test_mlflow_answers_pods_by_service_name_and_stores_artifacts_in_s3(mlflow_pod, cluster,
@@ -157,11 +73,11 @@ def test_judge_pod_serves_the_staged_judge_through_its_service(cluster, toy_judg
     dep = find(objs, "Deployment", "judge")["spec"]["template"]["spec"]
     c = dep["containers"][0]
     assert "--model=models/judge" in c["args"]
-    port = _service_port(objs, "judge")
+    port = service_port(objs, "judge")
     staged = cluster["root"] / "judge-volume"
     shutil.copytree(model_dir, staged / "models/judge")
     subprocess.run(["chown", "-R", "1000:1000", str(staged)], check=True)
-    app = _image(cluster["root"] / "judge-app", micro_params_dict())
+    app = image_of(cluster["root"] / "judge-app", micro_params_dict())
     env = pod_env(c, cluster["configmaps"], cluster["secrets"], cluster["home"], cluster["hosts"])
     with mounted(c, dep, app, {"workspace": staged}, cluster["configmaps"]) as remap:
         proc = start(c, dep, env, remap, app, cluster["root"] / "judge.log")
@@ -181,55 +97,35 @@ def test_judge_pod_serves_the_staged_judge_through_its_service(cluster, toy_judg
     assert "unrecognized arguments" not in (cluster["root"] / "judge.log").read_text()
 
 
-def _run_job(cluster, sub, app, name: str, timeout: float = 1800):
-    pod = sub.job["spec"]["template"]["spec"]
-    configmaps = {**cluster["configmaps"], sub.params["metadata"]["name"]: sub.params["data"]}
-    for c in pod.get("initContainers", []) + pod["containers"]:
-        env = pod_env(c, configmaps, cluster["secrets"], cluster["home"], cluster["hosts"])
-        with mounted(c, pod, app, cluster["volumes"], configmaps) as remap:
-            proc = start(c, pod, env, remap, app, cluster["root"] / f"{name}-{c['name']}.log",
-                         wait=True, timeout=timeout)
-        log = (cluster["root"] / f"{name}-{c['name']}.log").read_text()
-        assert proc.returncode == 0, log[-6000:]
-    return log
-
-
-def _seed_workspace(ws: Path, micro_repo) -> None:
-    """The workspace volume as an earlier Job left it: the session's micro study (outputs,
-    DVC cache and lock), owned by the pods' user. The Job then reruns only what changed."""
-    from recall.workspace import SAVED_LOCK
-
-    project = micro_repo[0]
-    for name in ("data", "models", "runs", "cache", "metrics", "plots", "reports"):
-        if (project / name).exists():
-            shutil.copytree(project / name, ws / name, symlinks=True, dirs_exist_ok=True)
-    shutil.copytree(project / ".dvc/cache", ws / "dvc-cache", dirs_exist_ok=True)
-    (ws / "state").mkdir(exist_ok=True)
-    shutil.copyfile(project / "dvc.lock", ws / "state" / SAVED_LOCK.name)
-    subprocess.run(["chown", "-R", "1000:1000", str(ws)], check=True)
-
-
 def test_trainer_job_writes_to_the_workspace_the_remote_and_mlflow(cluster, mlflow_pod, tmp_path,
                                                                     micro_repo):
     micro = micro_params_dict()
-    # train@grpo's params change: one seed, and a learning rate that makes seed 0 train again
-    # (a seed finished under the same inputs would be kept, recall.study.finished_summary)
-    micro["study"].update({"seeds": [0], "sample_seeds": [0]})
-    micro["grpo"]["learning_rate"] = micro["grpo"]["learning_rate"] * 2
+    # train@grpo's params change: two seeds of four steps, a checkpoint after each, and a
+    # learning rate that makes both train again (a seed finished under the same inputs
+    # would be kept, recall.study.finished_summary)
+    micro["study"].update({"seeds": [0, 1], "sample_seeds": [0]})
+    micro["grpo"].update(learning_rate=micro["grpo"]["learning_rate"] * 2, prompts_per_step=4,
+                         save_steps=1)
     params = params_from_dict(micro)
     sub = submission(job_templates(params, OVERLAY), params, "train@grpo")
-    app = _image(cluster["root"] / "trainer-app", micro)
-    _seed_workspace(cluster["volumes"]["workspace"], micro_repo)
-    log = _run_job(cluster, sub, app, "trainer")
+    seed_workspace(cluster["volumes"]["workspace"], micro_repo)
+    ws = cluster["volumes"]["workspace"]
+    left, seed0 = _kill_the_trainer_in_seed_1(cluster, sub, micro)
+    # Resubmitted (a new pod: the image's files fresh, the volumes as the kill left them).
+    log = run_job(cluster, sub, image_of(cluster["root"] / "trainer-app", micro), "trainer")
+    assert "grpo/seed0: kept" in log and "grpo/seed1: kept" not in log
+    metrics = json.loads((ws / "metrics/train_grpo.json").read_text())
+    assert metrics["seed1"]["resumed_from"] == f"checkpoints/grpo/seed1/{left}"
+    assert metrics["seed1"]["steps"] == 4 and metrics["seed0"]["resumed_from"] is None
+    assert (weights_digest(ws / "models/grpo/seed0"),
+            (ws / "runs/grpo/seed0/finished.json").read_bytes()) == seed0
     # The stage whose params changed runs; what it needs is the workspace's, up to date.
     # (split reruns too, to the same output: the Job ships params with every default
     # written out, so its `data` section differs from the study's as text.)
     ran = re.findall(r"Running stage '([^']+)'", log)
     assert "train@grpo" in ran and not {"base_model", "judge", "sample@base"} & set(ran), ran
 
-    ws = cluster["volumes"]["workspace"]
     assert (ws / "models/grpo/seed0/config.json").is_file()
-    assert json.loads((ws / "metrics/train_grpo.json").read_text())["seed0"]["steps"] > 0
     lock = yaml.safe_load((ws / "state/dvc.lock").read_text())
     assert "train@grpo" in lock["stages"]
     assert all(p.stat().st_uid == 1000 for p in (ws / "models/grpo").rglob("*"))
@@ -241,12 +137,36 @@ def test_trainer_job_writes_to_the_workspace_the_remote_and_mlflow(cluster, mlfl
     client = mlflow.MlflowClient(mlflow_pod[0])
     exp = client.get_experiment_by_name(params.experiment.name)
     runs = client.search_runs([exp.experiment_id], "tags.`dvc.stage` = 'train@grpo'")
-    assert len(runs) == 1 and runs[0].info.artifact_uri.startswith("mlflow-artifacts:")
+    # The killed pod's run cannot end itself: it stays RUNNING (README, "Run on a cluster").
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "RUNNING"]
+    runs = [r for r in runs if r.info.status == "FINISHED"]
+    assert runs[0].info.artifact_uri.startswith("mlflow-artifacts:")
     s3_keys = [o["Key"] for o in cluster["s3"].list_objects_v2(
         Bucket="recall-mlflow", Prefix="artifacts/")["Contents"]]
     assert any(runs[0].info.run_id in k for k in s3_keys)
 
     _laptop_takes_the_results(cluster, mlflow_pod, sub, log, tmp_path / "clone")
+
+
+def _kill_the_trainer_in_seed_1(cluster, sub, micro) -> tuple[str, tuple]:
+    """The trainer pod SIGKILLed once seed 1 has a complete checkpoint (seed 0 finished):
+    the checkpoint left, and seed 0's weights digest and finished.json."""
+    ckpts = cluster["volumes"]["checkpoints"] / "grpo/seed1"
+    app = image_of(cluster["root"] / "killed-app", micro)
+    with job_started(cluster, sub, app, "killed") as proc:
+        deadline = time.monotonic() + 1500
+        while not list(ckpts.glob("checkpoint-*/trainer_state.json")):
+            log = (cluster["root"] / "killed-main.log").read_text()
+            assert proc.poll() is None, log[-6000:]
+            assert time.monotonic() < deadline, "seed 1 wrote no checkpoint"
+            time.sleep(0.1)
+        kill_pod(proc)
+    done = [p.parent.name for p in ckpts.glob("checkpoint-*/trainer_state.json")]
+    assert done, "seed 1 finished before the kill"
+    last = max(done, key=lambda name: int(name.split("-")[1]))
+    ws = cluster["volumes"]["workspace"]
+    return last, (weights_digest(ws / "models/grpo/seed0"),
+                  (ws / "runs/grpo/seed0/finished.json").read_bytes())
 
 
 def _laptop_takes_the_results(cluster, mlflow_pod, sub, log: str, clone) -> None:
@@ -266,7 +186,6 @@ def _laptop_takes_the_results(cluster, mlflow_pod, sub, log: str, clone) -> None
     # Outputs DVC does not cache (metrics, plots, reports) and the lock come from the MLflow
     # run the Job logged them to, by the one command the README gives; the checkpoint
     # directory stays on its volume (copied here only for `dvc status`).
-    assert "grpo/seed0: kept" not in log and "grpo/seed1" not in log
     run_id = re.search(r"outputs logged to MLflow run (\w+)", log).group(1)
     fetched = subprocess.run(["recall", "fetch", run_id, "--remote", "s3://recall-dvc/cache"],
                              cwd=clone, env={**env, "MLFLOW_TRACKING_URI": mlflow_pod[0],
