@@ -53,23 +53,53 @@ def remote_commands(url: str, endpoint: str | None) -> list[list[str]]:
     return cmds
 
 
-def repro_commands(targets: Sequence[str], commit: bool, remote: bool) -> list[list[str]]:
+def repro_commands(targets: Sequence[str], commit: bool, remote: bool,
+                   missing: Sequence[str] | None = None) -> list[list[str]]:
     """The DVC commands of one Job, in order: pull, repro (or commit), push.
 
-    A commit pulls nothing: the outputs it records are on the volume and newer than the
-    lock, and a pull would refuse to overwrite them (or, forced, lose the run).
+    The pull fills in what the volume lacks, `missing` (None: all the lock names), and never
+    touches an output the volume has: a Job killed mid-stage leaves newer outputs there
+    (finished seeds, `persist`), which the rerun keeps and a pull would refuse to overwrite.
+    A commit pulls nothing: the outputs it records are on the volume.
 
     >>> repro_commands(["train@grpo"], commit=False, remote=True)
     [['dvc', 'pull', '-r', 'cluster', '--allow-missing'], ['dvc', 'repro', 'train@grpo'], \
 ['dvc', 'push', '-r', 'cluster']]
+    >>> repro_commands(["train@grpo"], commit=False, remote=True, missing=["models/base"])[0]
+    ['dvc', 'pull', '-r', 'cluster', '--allow-missing', 'models/base']
+    >>> repro_commands(["train@grpo"], commit=False, remote=True, missing=[])[0]
+    ['dvc', 'repro', 'train@grpo']
     >>> repro_commands(["train@grpo"], commit=True, remote=True)
     [['dvc', 'commit', '--force', 'train@grpo'], ['dvc', 'push', '-r', 'cluster']]
     """
     work = ["dvc", "commit", "--force", *targets] if commit else ["dvc", "repro", *targets]
     push = [["dvc", "push", "-r", REMOTE]] if remote else []
-    if commit or not remote:
+    if commit or not remote or missing == []:
         return [work, *push]
-    return [["dvc", "pull", "-r", REMOTE, "--allow-missing"], work, *push]
+    return [["dvc", "pull", "-r", REMOTE, "--allow-missing", *(missing or [])], work, *push]
+
+
+def missing_outputs(lock: Path = LOCK, root: Path = Path(".")) -> list[str] | None:
+    """The cached outputs `lock` names that are not on the volume (None: no lock yet). Only
+    cached ones: a pull brings nothing else (metrics, checkpoints), and names no other."""
+    import yaml
+
+    data = yaml.safe_load(lock.read_text()) if lock.exists() else None
+    if not isinstance(data, dict):  # no lock yet, or not one DVC wrote: pull everything
+        return None
+    stages = data.get("stages", {})
+    locked = {out["path"] for stage in stages.values() for out in stage.get("outs", [])}
+    return sorted(p for p in locked & stage_outputs(root) if not (root / p).exists())
+
+
+def stage_outputs(root: Path = Path("."), cached: bool = True) -> set[str]:
+    """The stage outputs dvc.yaml has DVC cache (`cached`: what `dvc pull` can bring), or
+    the others (metrics, plots, reports, checkpoints)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {str(out) for stage in repo.index.stages for out in stage.outs
+                if out.use_cache == cached}
 
 
 def _run(cmd: list[str]) -> int:
@@ -93,7 +123,7 @@ def repro(targets: Sequence[str], commit: bool = False,
             return code
     code = 0
     try:
-        for cmd in repro_commands(targets, commit, remote=bool(url)):
+        for cmd in repro_commands(targets, commit, remote=bool(url), missing=missing_outputs()):
             if code := run(cmd):
                 print(f"[recall] {' '.join(cmd)} failed with exit code {code}", file=sys.stderr)
                 break
@@ -114,12 +144,7 @@ def repro(targets: Sequence[str], commit: bool = False,
 def uncached_outputs(root: Path = Path(".")) -> list[Path]:
     """The stage outputs DVC does not cache, that exist as files (metrics, plots, reports):
     what `dvc pull` cannot bring. Checkpoint directories are not results, and stay."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        paths = {str(out) for stage in repo.index.stages for out in stage.outs
-                 if not out.use_cache}
-    return sorted(Path(p) for p in paths if (root / p).is_file())
+    return sorted(Path(p) for p in stage_outputs(root, cached=False) if (root / p).is_file())
 
 
 def fetch(run_id: str, tracking: str, dest: Path = Path("."),

@@ -108,6 +108,11 @@ def micro_repo(tmp_path_factory):
     commands' output)."""
     from filelock import FileLock
 
+    if reuse := os.environ.get("RECALL_TEST_MICRO_REPO"):
+        # Iterating on one end-to-end test: the micro_repo directory an earlier run built
+        # (its micro_repo.out beside it) instead of ~7 minutes of rebuilding. Read only.
+        dest = Path(reuse)
+        return dest, repo_env(), (dest.parent / "micro_repo.out").read_text()
     shared = os.environ.get("PYTEST_XDIST_WORKER") is not None
     root = tmp_path_factory.getbasetemp()
     root = root.parent if shared else root

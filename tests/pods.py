@@ -123,8 +123,12 @@ def kill_pod(proc) -> None:
     workers in sessions of their own, so a process group would miss them)."""
     import psutil
 
-    tree = psutil.Process(proc.pid).children(recursive=True)
-    for p in [psutil.Process(proc.pid), *tree]:
+    try:
+        pod = psutil.Process(proc.pid)
+        tree = [pod, *pod.children(recursive=True)]
+    except psutil.NoSuchProcess:  # it ended by itself meanwhile
+        tree = []
+    for p in tree:
         try:
             p.kill()
         except psutil.NoSuchProcess:

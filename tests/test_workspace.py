@@ -39,6 +39,34 @@ def test_lock_restored_then_saved_and_remote_configured(pod):
     assert (pod / SAVED_LOCK).read_text() == "after repro\n"
 
 
+def test_the_pull_fills_in_only_what_the_volume_lacks(pod):
+    # A Job killed mid-stage left seed 0's outputs (persist) newer than the lock: a pull of
+    # them would refuse ("unsaved files"), so only what is missing is pulled.
+    from dvc.repo import Repo
+
+    Repo.init(str(pod), no_scm=True)
+    (pod / "dvc.yaml").write_text(
+        "stages:\n  train:\n    cmd: 'true'\n    outs: [models/grpo, runs/grpo, "
+        "{checkpoints/grpo: {cache: false}}]\n  base_model:\n    cmd: 'true'\n"
+        "    outs: [models/base, {metrics/base.json: {cache: false}}]\n")
+    # Checkpoints and metrics are missing too, but are no cache's to pull.
+    (pod / SAVED_LOCK).write_text(
+        "schema: '2.0'\nstages:\n  train:\n    cmd: 'true'\n    outs:\n"
+        "    - path: models/grpo\n    - path: runs/grpo\n    - path: checkpoints/grpo\n"
+        "  base_model:\n    cmd: 'true'\n    outs:\n    - path: models/base\n"
+        "    - path: metrics/base.json\n")
+    (pod / "models/grpo").mkdir(parents=True)
+    (pod / "runs/grpo").mkdir(parents=True)
+    calls = []
+    env = {"RECALL_DVC_REMOTE": "s3://bucket/dvc"}
+    assert repro(["train"], env=env, run=lambda c: calls.append(c) or 0) == 0
+    assert ["dvc", "pull", "-r", "cluster", "--allow-missing", "models/base"] in calls
+    (pod / "models/base").mkdir()
+    calls.clear()
+    assert repro(["train"], env=env, run=lambda c: calls.append(c) or 0) == 0
+    assert not any(c[:2] == ["dvc", "pull"] for c in calls)  # nothing missing: no pull
+
+
 def test_a_failed_stage_saves_the_lock_and_skips_the_push(pod, capsys):
     def run(cmd):
         if cmd[:2] == ["dvc", "repro"]:
