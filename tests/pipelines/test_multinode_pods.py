@@ -46,8 +46,8 @@ def _verdict(prompt: str) -> str:
 
 @pytest.fixture(scope="module")
 def multinode(cluster, mlflow_pod, micro_repo):
-    """The judge (scripted, behind the `judge` name), the submission for two nodes, and the
-    image; the workspace volume seeded with the session's micro study."""
+    """The judge (scripted, behind the `judge` name) and the submission for two nodes; the
+    workspace volume seeded with the session's micro study."""
     with completions_server(_verdict) as (url, _):
         port = url.rsplit(":", 1)[1]
         micro = micro_params_dict()
