@@ -19,7 +19,19 @@ from recall.judge.server import free_port, wait_healthy
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """S3 (moto), the cluster's ConfigMap pointed at it, volumes, and the pods' home."""
+    """S3 (moto), the cluster's ConfigMap pointed at it, volumes, and the pods' home.
+
+    One pod file at a time, across xdist workers: the Services' ports are the manifests'
+    (MLflow's 5000), so two files' pods on this one machine would share one MLflow server."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    shared = shared.parent if os.environ.get("PYTEST_XDIST_WORKER") else shared
+    with FileLock(str(shared / "pods.lock")):
+        yield from _cluster(tmp_path_factory)
+
+
+def _cluster(tmp_path_factory):
     root = tmp_path_factory.mktemp("cluster")
     open_up(root)
     open_up(Path(os.path.realpath(sys.executable)).parent)  # the interpreter the venv links to
