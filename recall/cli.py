@@ -2,6 +2,7 @@
 
     recall sweep run --workers 2          # create the study, run local workers, print the best
     recall sweep create | worker          # the two halves, as the cluster's sweep Jobs run them
+    recall sweep trial ...                # one rank of a trial a worker launched (internal)
     recall sweep submit [--workers 4]     # both halves as cluster Jobs, one after the other
     recall render [--overlay DIR] [--jobs] [-o FILE]   # services for kubectl apply (--jobs: review)
     recall submit [--staging | --stage train@grpo [--commit]] [--dry-run]   # default: the experiment
@@ -28,7 +29,6 @@ from recall.config import load_params
 
 def _sweep(args) -> int:
     from recall import sweep
-    from recall.contract import read_items
 
     params = load_params(args.params)
     if args.action == "submit":
@@ -37,7 +37,13 @@ def _sweep(args) -> int:
     if args.action in ("create", "run"):
         sweep.create_study(params, url)
     if args.action == "worker":
-        sweep.run_worker(params, url, Path(args.base), read_items(args.items))
+        sweep.run_worker(params, url, Path(args.base), Path(args.items))
+    if args.action == "trial":  # one rank of a launched trial (the worker starts it)
+        if args.trial_id is None or not args.run_id or not args.out:
+            raise SystemExit("recall sweep trial: --trial-id, --run-id and --out are required "
+                             "(a sweep worker launches this; run `recall sweep worker`)")
+        sweep.run_trial_rank(params, url, args.trial_id, args.run_id, Path(args.base),
+                             Path(args.items), Path(args.out))
     if args.action == "run":
         cmd = [sys.executable, "-m", "recall.cli", "--params", args.params, "sweep", "worker",
                "--base", args.base, "--items", args.items]
@@ -204,11 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--params", default="params.yaml")
     sub = ap.add_subparsers(dest="command", required=True)
     sw = sub.add_parser("sweep", help="Optuna sweep (storage URL from $sweep.storage_env)")
-    sw.add_argument("action", choices=["create", "worker", "run", "submit"])
+    sw.add_argument("action", choices=["create", "worker", "run", "submit", "trial"])
     sw.add_argument("--workers", type=int, default=2,
                     help="local worker processes (run) or worker pods (submit)")
     sw.add_argument("--base", default="models/base", help="model GRPO starts from")
     sw.add_argument("--items", default="data/validated/items.jsonl")
+    trial = sw.add_argument_group("trial (one rank of a launched trial; a worker starts it)")
+    trial.add_argument("--trial-id", type=int, help="the Optuna trial's storage id")
+    trial.add_argument("--run-id", help="the trial's MLflow run")
+    trial.add_argument("--out", help="the trial's scratch directory (the model, outcome.json)")
     _cluster_args(sw)
     sw.set_defaults(func=_sweep)
     rd = sub.add_parser("render", help="render k8s/ services with params filled in")

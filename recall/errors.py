@@ -20,9 +20,14 @@ class ConfigError(ValueError):
     """A params file that does not match the typed config."""
 
 
+class StorageUnreachable(RuntimeError):
+    """A sweep's study storage (Postgres) stopped answering: the message says what to rerun."""
+
+
 def known_errors() -> tuple[type[Exception], ...]:
-    # Errors whose message already says what to fix: the data contract's and the params'.
-    return ContractError, ConfigError
+    # Errors whose message already says what to fix: the data contract's, the params',
+    # a lost sweep storage's.
+    return ContractError, ConfigError, StorageUnreachable
 
 
 def run_stage(main: Callable[[], object]) -> object:

@@ -125,25 +125,31 @@ def greedy_by_split(engine, judge: Judge, items: Sequence[QAItem],
 
 
 class GreedyEvaluation(TrainerCallback):
-    """Every `every` optimizer steps, greedy accuracy on `items`; `on_eval(step, acc)` may raise
-    (e.g. optuna.TrialPruned) to stop training."""
+    """Every `every` optimizer steps, greedy accuracy on `items`: every rank decodes its share,
+    the main process judges them and calls `on_eval(step, acc)`, whose answer (true: stop,
+    e.g. a pruned sweep trial) every rank then follows, so no rank trains on alone.
+    `stopped_at`: the step training was stopped at, or None."""
 
     def __init__(self, items: Sequence[QAItem], judge: Judge, tokenizer, rollout: RolloutConfig,
-                 every: int, on_eval: Callable[[int, float], None],
+                 every: int, on_eval: Callable[[int, float], bool],
                  max_batch_tokens: int = 131072):
         if not items or len({it.split for it in items}) != 1:
             raise ValueError("GreedyEvaluation needs a non-empty list of items of one split")
         self.items, self.judge, self.tokenizer = list(items), judge, tokenizer
         self.rollout, self.every, self.on_eval = rollout, every, on_eval
         self.max_batch_tokens = max_batch_tokens
+        self.stopped_at: int | None = None
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every:
             return
         accuracy, _ = policy_accuracy(model, self.tokenizer, self.judge, self.items,
                                       self.rollout, self.max_batch_tokens)
-        if accuracy is not None:
-            self.on_eval(state.global_step, accuracy[self.items[0].split])
+        stop = accuracy is not None and bool(
+            self.on_eval(state.global_step, accuracy[self.items[0].split]))
+        if from_main(stop):
+            self.stopped_at = state.global_step
+            control.should_training_stop = True
 
 
 def progress_steps(max_steps: int, points: int) -> dict[int, float]:

@@ -30,15 +30,18 @@ def needs_launch(cfg: ComputeConfig) -> bool:
         and world_size() == 1
 
 
-def launch_command(cfg: ComputeConfig, res: Resolved, script: Sequence[str]) -> list[str]:
-    """The launcher command line that runs `script` (a path and its arguments) on every rank.
+def launch_command(cfg: ComputeConfig, res: Resolved, script: Sequence[str],
+                   port: int | None = None) -> list[str]:
+    """The launcher command line that runs `script` (a path and its arguments, or `-m` and a
+    module) on every rank.
 
     Multi-node: the rank of this node and the master's address come from the environment
-    the cluster sets (NODE_RANK or JOB_COMPLETION_INDEX, MASTER_ADDR, MASTER_PORT).
+    the cluster sets (NODE_RANK or JOB_COMPLETION_INDEX, MASTER_ADDR, MASTER_PORT). `port`:
+    this launch's own rendezvous port (one node; several launches side by side).
     """
     node_rank = os.environ.get("NODE_RANK") or os.environ.get("JOB_COMPLETION_INDEX") or "0"
     master = os.environ.get("MASTER_ADDR", "127.0.0.1")
-    port = os.environ.get("MASTER_PORT", "29500")
+    port = str(port or os.environ.get("MASTER_PORT", "29500"))
     if res.device == "cpu":
         return [sys.executable, "-m", "torch.distributed.run",
                 "--nproc_per_node", str(cfg.num_processes), "--nnodes", str(cfg.num_machines),

@@ -1,6 +1,7 @@
 """Optuna sweeps against a real PostgreSQL: two local workers, and a worker killed mid-trial."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from conftest import ROOT, micro_params_dict
 from optuna.trial import FixedTrial, TrialState
 
 from recall.config import params_from_dict
-from recall.contract import write_jsonl
+from recall.contract import read_items, write_jsonl
 from recall.platform_config import SearchDim
 from recall.sweep import rdb_storage, suggest
 
@@ -69,7 +70,9 @@ def test_two_local_workers_finish_the_study(sweep_env):
     assert set(summary["best_params"]) == set(params.sweep.space)
     trials = _trials(params, url)
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(done) >= 8 and not [t for t in trials if t.state == TrialState.RUNNING]
+    # A worker starts a new trial only while finished + running fall short of 8; two workers
+    # checking in the same instant can each start the eighth (recall.sweep).
+    assert 8 <= len(done) <= 9 and not [t for t in trials if t.state == TrialState.RUNNING]
     assert all(0.0 <= t.value <= 1.0 for t in done if t.state == TrialState.COMPLETE)
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=[params.experiment.name], output_format="list")
@@ -79,6 +82,9 @@ def test_two_local_workers_finish_the_study(sweep_env):
     assert {r.data.tags["recall.role"] for r in children} == {"trial"}
     assert len({r.data.tags["recall.worker"] for r in children}) == 2  # both workers took trials
     assert any("val_greedy_acc" in r.data.metrics for r in children)
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert json.loads(study_run.data.tags["best_params"]) == summary["best_params"]
+    assert study_run.data.metrics["best_val_greedy_acc"] == summary["best_value"]
 
 
 @pytest.mark.slow
@@ -106,4 +112,38 @@ def test_worker_killed_mid_trial_is_failed_and_retried(sweep_env):
     assert retried and retried[0].params == killed.params
     assert retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) >= 8
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 8
+    # The dead worker's MLflow run for the trial was ended by the worker that failed it.
+    runs = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    assert runs.get_run(killed.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    assert runs.get_run(retried[0].user_attrs["mlflow_run_id"]).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_trial_on_two_processes_goes_through_the_launcher_and_rank_0_reports(sweep_env):
+    """compute.num_processes 2: each trial is launched as train@grpo is (torchrun on CPU);
+    rank 0 alone reports to Optuna and MLflow, and the worker keeps the heartbeat."""
+    params, url, env, cli, paths, tmp_path = sweep_env
+    data = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    data["sweep"].update({"n_trials": 2})
+    data["compute"].update({"num_processes": 2, "device": "cpu"})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    proc = subprocess.run([*cli, "run", "--workers", "1", *paths], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("--nproc_per_node 2") == 2, proc.stdout[-3000:]
+    trials = _trials(params, url)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    n_train = sum(it.split == "train" for it in read_items(tmp_path / "items.jsonl"))
+    steps = list(range(1, math.ceil(n_train / params.grpo.prompts_per_step)
+                       * params.grpo.epochs + 1))  # the single-process step count
+    for t in trials:
+        # Every step evaluated, reported once (by rank 0 alone), to Optuna and to MLflow.
+        assert sorted(t.intermediate_values) == steps
+        history = client.get_metric_history(t.user_attrs["mlflow_run_id"], "val_greedy_acc")
+        assert sorted(m.step for m in history) == steps
+        assert [m.value for m in sorted(history, key=lambda m: m.step)] == \
+            [t.intermediate_values[s] for s in steps]
+        run = client.get_run(t.user_attrs["mlflow_run_id"])
+        assert run.info.status == "FINISHED" and run.data.metrics["val_greedy_acc_final"] == t.value

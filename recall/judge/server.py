@@ -141,18 +141,27 @@ def run_with_judge(cfg, cmd: list[str], compute=None) -> int:
     """Run `cmd` with one judge server for all of it, when `cfg` (a JudgeConfig) would make
     each stage serve `cfg.model` itself; otherwise just run it. Returns its exit code.
     `compute`: the params' ComputeConfig (see `server_command`)."""
+    with judge_for_children(cfg, compute) as env:
+        return subprocess.call(cmd, env=env)
+
+
+@contextlib.contextmanager
+def judge_for_children(cfg, compute=None) -> Iterator[dict[str, str]]:
+    """The environment for processes started in the block: with one judge server for all of
+    them (its URL and weights digest set, as `shared_server` reads them) when `cfg` would make
+    each serve `cfg.model` itself; this process's environment otherwise."""
     from recall.staging import weights_digest
 
-    if cfg.backend != "llm" or cfg.base_url:
-        return subprocess.call(cmd)
+    if cfg.backend != "llm" or cfg.base_url or shared_server(cfg.model):
+        yield dict(os.environ)
+        return
     if not Path(cfg.model).is_dir():
         # Not an error (the command may build the judge), but each grading stage will then
         # start its own server, which costs a server start apiece: say so, and how to avoid it.
         print(f"recall serve-judge: {cfg.model} is not there yet, so this serves nothing and "
               f"each stage that grades starts its own judge server; run `dvc repro judge` "
               f"first to serve one for all of them", file=sys.stderr)
-        return subprocess.call(cmd)
+        yield dict(os.environ)
+        return
     with serve_judge(cfg.model, compute=compute) as base_url:
-        env = {**os.environ, SHARED_URL_ENV: base_url,
-               SHARED_DIGEST_ENV: weights_digest(cfg.model)}
-        return subprocess.call(cmd, env=env)
+        yield {**os.environ, SHARED_URL_ENV: base_url, SHARED_DIGEST_ENV: weights_digest(cfg.model)}
