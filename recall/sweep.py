@@ -20,6 +20,7 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 from unittest import mock
@@ -27,12 +28,17 @@ from unittest import mock
 import optuna
 import yaml
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from recall.config import Params, as_dict, flat_dict, with_overrides
 from recall.contract import QAItem, read_items
 from recall.errors import StorageUnreachable
 from recall.platform_config import SearchDim, SweepConfig
 from recall.tracking import environment_tags, experiment_id, tracking_uri
+
+# Heartbeats and stale-trial retries are Optuna's "experimental" API, used on purpose: one
+# warning per use in every worker's log says nothing the module docstring does not.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 TRIAL_RUN = "mlflow_run_id"  # a trial's user attribute: its MLflow run
@@ -60,7 +66,8 @@ class SweepStorage(optuna.storages.RDBStorage):
             super().record_heartbeat(trial_id)
         except optuna.exceptions.StorageInternalError as err:
             print(f"recall sweep: heartbeat of trial id {trial_id} not recorded "
-                  f"({_first_line(err)}); the next one retries", file=sys.stderr, flush=True)
+                  f"({_first_line(err.__cause__ or err)}); the next one retries",
+                  file=sys.stderr, flush=True)
 
 
 class EndStaleRun:
@@ -139,6 +146,7 @@ def _trial_run(trial: optuna.Trial, params: Params, parent_run_id: str) -> str:
                                   "optuna.trial": str(trial.number),
                                   "recall.worker": f"{socket.gethostname()}:{os.getpid()}"})
     trial.set_user_attr(TRIAL_RUN, run.info.run_id)
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in trial.params.items()])
     return run.info.run_id
 
@@ -261,26 +269,29 @@ def run_worker(params: Params, url: str, base_dir: Path, items_path: Path) -> No
     a lost storage ends the worker with one line (StorageUnreachable), for a rerun to resume."""
     from recall.judge.server import judge_for_children
 
+    cfg = params.sweep
     try:
+        # The storage first: a worker that cannot reach it has nothing to serve a judge for.
+        # A seed per worker, so that parallel workers do not propose the same params.
+        study = optuna.load_study(study_name=cfg.study,
+                                  storage=rdb_storage(cfg, url, tracking_uri(params)),
+                                  **_search(cfg, cfg.sampler_seed + os.getpid()))
         # One judge server for all of this worker's trials and their ranks, if it serves one.
         with judge_for_children(params.judge, params.compute) as env, \
                 mock.patch.dict(os.environ, env):
-            _trials_until_done(params, url, base_dir, items_path)
-    except optuna.exceptions.StorageInternalError as err:
+            _trials_until_done(study, params, base_dir, items_path)
+    except (optuna.exceptions.StorageInternalError, SQLAlchemyError) as err:
         where = url.rsplit("@", 1)[-1]  # never the password
         raise StorageUnreachable(
-            f"recall sweep worker: the study's storage {where} stopped answering "
-            f"({_first_line(err)}); finished trials are kept and a trial left RUNNING is "
-            f"failed and retried by the next worker: rerun `recall sweep worker` (a worker "
-            f"Job's retry does) to resume the study") from err
+            f"sweep worker: the study's storage {where} does not answer "
+            f"({_first_line(err.__cause__ or err)}); finished trials are kept and a trial left "
+            f"RUNNING is failed and retried by the next worker: rerun `recall sweep worker` "
+            f"(a worker Job's retry does) to resume the study") from err
 
 
-def _trials_until_done(params: Params, url: str, base_dir: Path, items_path: Path) -> None:
+def _trials_until_done(study: optuna.Study, params: Params, base_dir: Path,
+                       items_path: Path) -> None:
     cfg = params.sweep
-    # A seed per worker, so that parallel workers do not propose the same params.
-    study = optuna.load_study(study_name=cfg.study,
-                              storage=rdb_storage(cfg, url, tracking_uri(params)),
-                              **_search(cfg, cfg.sampler_seed + os.getpid()))
     parent = study.user_attrs["mlflow_run_id"]
     while True:
         optuna.storages.fail_stale_trials(study)

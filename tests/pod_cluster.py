@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, micro_params_dict
 from pods import mount_allowed, mounted, pod_env, start
 
 from recall.cluster import find
@@ -48,10 +48,10 @@ def image_of(dest, params: dict):
     return dest
 
 
-def service_port(objs, name: str) -> int:
+def service_port(objs, name: str, kind: str = "Deployment") -> int:
     """The Service's port, checked to be the container's port too (the DNS shim maps names)."""
     svc = find(objs, "Service", name)["spec"]["ports"][0]
-    pod = find(objs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    pod = find(objs, kind, name)["spec"]["template"]["spec"]["containers"][0]
     assert svc["port"] == svc["targetPort"] == pod["ports"][0]["containerPort"]
     return svc["port"]
 
@@ -59,7 +59,8 @@ def service_port(objs, name: str) -> int:
 @contextmanager
 def job_started(cluster, sub, app, name: str, timeout: float = 1800):
     """The Job's init containers run to the end, then its main container started: the Popen,
-    with the volumes mounted for the block (logs: <root>/<name>-<container>.log)."""
+    with the volumes mounted for the block (logs: <root>/<name>-<container>.log). Every
+    container resolves the Services through the pod's /etc/hosts (cluster["hosts_file"])."""
     pod = sub.job["spec"]["template"]["spec"]
     configmaps = {**cluster["configmaps"], sub.params["metadata"]["name"]: sub.params["data"]}
     *inits, main = pod.get("initContainers", []) + pod["containers"]
@@ -67,12 +68,36 @@ def job_started(cluster, sub, app, name: str, timeout: float = 1800):
         env = pod_env(c, configmaps, cluster["secrets"], cluster["home"], cluster["hosts"])
         with mounted(c, pod, app, cluster["volumes"], configmaps) as remap:
             proc = start(c, pod, env, remap, app, cluster["root"] / f"{name}-{c['name']}.log",
-                         wait=True, timeout=timeout)
+                         wait=True, timeout=timeout, hosts_file=cluster["hosts_file"])
         log = (cluster["root"] / f"{name}-{c['name']}.log").read_text()
         assert proc.returncode == 0, log[-6000:]
     env = pod_env(main, configmaps, cluster["secrets"], cluster["home"], cluster["hosts"])
     with mounted(main, pod, app, cluster["volumes"], configmaps) as remap:
-        yield start(main, pod, env, remap, app, cluster["root"] / f"{name}-{main['name']}.log")
+        yield start(main, pod, env, remap, app, cluster["root"] / f"{name}-{main['name']}.log",
+                    hosts_file=cluster["hosts_file"])
+
+
+@contextmanager
+def judge_pod(cluster, volume: Path):
+    """The judge Deployment's pod (vLLM) serving `volume`/models/judge behind the Service's
+    port, for the block; yields the port and the pod's container."""
+    from recall.judge.server import wait_healthy
+
+    objs = cluster["services"]
+    dep = find(objs, "Deployment", "judge")["spec"]["template"]["spec"]
+    c = dep["containers"][0]
+    port = service_port(objs, "judge")
+    app = image_of(cluster["root"] / "judge-app", micro_params_dict())
+    env = pod_env(c, cluster["configmaps"], cluster["secrets"], cluster["home"], cluster["hosts"])
+    with mounted(c, dep, app, {"workspace": volume}, cluster["configmaps"]) as remap:
+        proc = start(c, dep, env, remap, app, cluster["root"] / "judge.log",
+                     hosts_file=cluster["hosts_file"])
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", proc, 600, "judge pod")
+            yield port, c
+        finally:
+            proc.terminate()
+            proc.wait(60)
 
 
 def run_job(cluster, sub, app, name: str, timeout: float = 1800) -> str:

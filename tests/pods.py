@@ -10,7 +10,7 @@
   equals its targetPort and the container's port, which tests check separately. A pod whose
   C code resolves names too (torch's rendezvous) gets its own /etc/hosts (`with_hosts`).
 - Env: ConfigMap values as rendered (or as the test edits the cluster's ConfigMap), test
-  values for secrets, HOME and USER as the image's user has them.
+  values for secrets (`{"<secret>/<key>": value}`), HOME and USER as the image's user has them.
 """
 
 from __future__ import annotations
@@ -50,8 +50,10 @@ def pod_env(container: dict, configmaps: dict[str, dict], secrets: dict[str, str
     for ref in container.get("envFrom", []):
         if "configMapRef" in ref:
             env.update(configmaps[ref["configMapRef"]["name"]])
-        elif "secretRef" in ref:
-            env.update({k: v for k, v in secrets.items() if k.startswith("AWS_")})
+        elif "secretRef" in ref:  # "<secret>/<key>" entries; an absent optional one adds none
+            name = ref["secretRef"]["name"]
+            env.update({k.split("/", 1)[1]: v for k, v in secrets.items()
+                        if k.startswith(f"{name}/")})
     for e in container.get("env", []):
         src = e.get("valueFrom", {})
         if "configMapKeyRef" in src:

@@ -42,18 +42,26 @@ def start(root: Path) -> tuple[subprocess.Popen, int]:
     if init.returncode:
         raise RuntimeError(f"initdb failed ({init.returncode}): {init.stderr}")
     port = free_port()
-    proc = subprocess.Popen(
-        _as_server_user([server_bin("postgres"), "-D", str(data), "-p", str(port),
-                         "-k", str(sock), "-c", "listen_addresses=127.0.0.1",
-                         "-c", "fsync=off", "-c", "max_connections=100"]),
-        stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT)
+    return _serve(data, sock, port, root / "server.log"), port
+
+
+def _serve(data: Path, sock: Path, port: int, log: Path) -> subprocess.Popen:
+    """The server on `data`, listening on 127.0.0.1:`port`, once it accepts connections.
+    setpriv execs, so the Popen is the server itself (runuser would stay its parent and not
+    pass a stop signal on)."""
+    user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] \
+        if os.geteuid() == 0 else []
+    proc = subprocess.Popen([*user, server_bin("postgres"), "-D", str(data), "-p", str(port),
+                             "-k", str(sock), "-c", "listen_addresses=127.0.0.1",
+                             "-c", "fsync=off", "-c", "max_connections=100"],
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while subprocess.run([server_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
                          capture_output=True).returncode:
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"postgres did not start: {(root / 'server.log').read_text()}")
-        time.sleep(0.3)
-    return proc, port
+            raise RuntimeError(f"postgres did not start: {log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return proc
 
 
 def create_database(port: int, name: str) -> str:
@@ -68,3 +76,49 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def start_like_image(data: Path, env: dict[str, str], init_sql: str, port: int,
+                     log: Path) -> subprocess.Popen:
+    """The rendered postgres pod: what the image's entrypoint (docker-entrypoint.sh) does,
+    with this machine's server binaries under the `postgres` user (uid 999 in the image;
+    initdb needs a user it can look up). On an empty PGDATA (`data`): initdb as
+    $POSTGRES_USER with $POSTGRES_PASSWORD, the ConfigMap's init.sql run on a server that
+    listens on its socket only, passwords for TCP clients. Then the server on `port`. A PGDATA
+    with data only starts (a restarted pod); stop it as the pod does (`stop_like_image`)."""
+    sock = data.parent / "sock"
+    as_server = ["runuser", "-u", "postgres", "--"]
+    if not (data / "PG_VERSION").exists():
+        sock.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pwfile, script = data.parent / "pwfile", data.parent / "init.sql"
+        pwfile.write_text(env["POSTGRES_PASSWORD"] + "\n")
+        script.write_text(init_sql)
+        for p in (data.parent, data, sock, pwfile, script):
+            shutil.chown(p, "postgres")
+        user = env["POSTGRES_USER"]
+        steps = [[server_bin("initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
+                  "-E", "UTF8", "--auth-local=trust", "--auth-host=scram-sha-256"],
+                 # -l: the server's output to a file, not to the pipes run() reads to EOF.
+                 [server_bin("pg_ctl"), "-D", str(data), "-w", "-l", str(data.parent / "init.log"),
+                  "-o",
+                  f"-c listen_addresses='' -k {sock}", "start"],
+                 [server_bin("psql"), "-v", "ON_ERROR_STOP=1", "-h", str(sock), "-U", user,
+                  "-d", "postgres", "-f", str(script)],
+                 [server_bin("pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"]]
+        for cmd in steps:
+            done = subprocess.run(as_server + cmd, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{cmd[0]} failed ({done.returncode}): {done.stderr}")
+        with (data / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all all scram-sha-256\n")
+    return _serve(data, sock, port, log)
+
+
+def stop_like_image(proc: subprocess.Popen) -> None:
+    """Stop the pod's server as Kubernetes does with the image's STOPSIGNAL (SIGINT: a fast
+    shutdown, which ends client sessions instead of waiting for them)."""
+    import signal
+
+    proc.send_signal(signal.SIGINT)
+    proc.wait(60)

@@ -147,3 +147,23 @@ def test_a_trial_on_two_processes_goes_through_the_launcher_and_rank_0_reports(s
             [t.intermediate_values[s] for s in steps]
         run = client.get_run(t.user_attrs["mlflow_run_id"])
         assert run.info.status == "FINISHED" and run.data.metrics["val_greedy_acc_final"] == t.value
+
+
+def test_a_worker_without_its_storage_stops_with_one_line(tmp_path):
+    """The study's Postgres down (or gone): one line naming where, never the password, and
+    what to rerun; no traceback."""
+    from recall.judge.server import free_port
+
+    params, data = tmp_path / "params.yaml", micro_params_dict()
+    data["judge"]["backend"] = "rule"
+    params.write_text(yaml.safe_dump(data))
+    url = f"postgresql+psycopg://recall:s3cret@127.0.0.1:{free_port()}/optuna"
+    proc = subprocess.run([sys.executable, "-m", "recall.cli", "--params", str(params), "sweep",
+                           "worker"], env={**os.environ, "RECALL_OPTUNA_STORAGE": url,
+                                           "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"storage 127.0.0.1:{url.rsplit(':', 1)[1]} does not answer" in lines[0]
+    assert "s3cret" not in proc.stderr and "rerun `recall sweep worker`" in lines[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from pods import open_up, pod_env, start
 from recall.cluster import find, render
 from recall.config import params_from_dict
 from recall.judge.server import free_port, wait_healthy
+
+SERVICES = ("s3", "mlflow", "judge", "postgres")
+PG = "postgresql+psycopg://recall:testing@postgres:5432"  # the test Secrets' URLs
 
 
 @pytest.fixture(scope="module")
@@ -56,32 +60,64 @@ def _cluster(tmp_path_factory):
     home.mkdir()
     os.chown(home, 1000, 1000)
     volumes = {"workspace": root / "workspace", "checkpoints": root / "checkpoints"}
+    # The pods' /etc/hosts: every Service on this machine (libpq resolves names in C).
+    hosts_file = root / "hosts"
+    hosts_file.write_text("127.0.0.1 localhost " + " ".join(SERVICES) + "\n")
     for v in volumes.values():
         v.mkdir()
         os.chown(v, 1000, 1000)  # fsGroup: the volume root is the pod's group's
     yield dict(root=root, s3=client, s3_url=url, services=services, home=home,
                configmaps={"recall-cluster": configmap}, volumes=volumes,
-               hosts={"s3": "127.0.0.1", "mlflow": "127.0.0.1", "judge": "127.0.0.1"},
+               hosts={name: "127.0.0.1" for name in SERVICES}, hosts_file=hosts_file,
                secrets={**KEYS, "recall-s3/AWS_ACCESS_KEY_ID": "testing",
                         "recall-s3/AWS_SECRET_ACCESS_KEY": "testing",
-                        "recall-mlflow/backend-uri": f"sqlite:///{root}/mlflow/mlflow.db"})
+                        "recall-postgres/username": "recall",
+                        "recall-postgres/password": "testing",
+                        "recall-mlflow/backend-uri": f"{PG}/mlflow",
+                        "recall-optuna/storage-url": f"{PG}/optuna"})
     s3.terminate()
     s3.wait(30)
 
 
 
 @pytest.fixture(scope="module")
-def mlflow_pod(cluster):
+def postgres_pod(cluster):
+    """The postgres StatefulSet's pod (tests/postgres_server.py runs it as the image would):
+    the databases of its init ConfigMap, on the Service's port. Yields a restart function
+    (stop as the kubelet does, start again on the same data) and the local URL prefix."""
+    import postgres_server
+
+    objs = cluster["services"]
+    sts = find(objs, "StatefulSet", "postgres")["spec"]["template"]["spec"]
+    env = pod_env(sts["containers"][0], cluster["configmaps"], cluster["secrets"],
+                  cluster["home"], cluster["hosts"])
+    init_sql = find(objs, "ConfigMap", "postgres-init")["data"]["init.sql"]
+    port = service_port(objs, "postgres", "StatefulSet")
+    data, log = cluster["root"] / "postgres-volume" / "pgdata", cluster["root"] / "postgres.log"
+    box = [postgres_server.start_like_image(data, env, init_sql, port, log)]
+
+    def restart(down_s: float = 0) -> None:
+        postgres_server.stop_like_image(box[0])
+        time.sleep(down_s)
+        box[0] = postgres_server.start_like_image(data, env, init_sql, port, log)
+
+    yield restart, f"postgresql+psycopg://recall:testing@127.0.0.1:{port}"
+    postgres_server.stop_like_image(box[0])
+
+
+@pytest.fixture(scope="module")
+def mlflow_pod(cluster, postgres_pod):
+    """The MLflow Deployment's pod: its tracking store on the cluster's Postgres, artifacts
+    in S3."""
     objs = cluster["services"]
     dep = find(objs, "Deployment", "mlflow")["spec"]["template"]["spec"]
     c = dep["containers"][0]
     app = image_of(cluster["root"] / "mlflow-app", micro_params_dict())
-    (cluster["root"] / "mlflow").mkdir()
-    os.chown(cluster["root"] / "mlflow", 1000, 1000)
     env = pod_env(c, cluster["configmaps"], cluster["secrets"], cluster["home"], cluster["hosts"],
                   extra={"MLFLOW_S3_ENDPOINT_URL": cluster["s3_url"]})
     port = service_port(objs, "mlflow")
-    proc = start(c, dep, env, {}, app, cluster["root"] / "mlflow.log")
+    proc = start(c, dep, env, {}, app, cluster["root"] / "mlflow.log",
+                 hosts_file=cluster["hosts_file"])
     wait_healthy(f"http://127.0.0.1:{port}", proc, 180, "MLflow server pod")
     yield f"http://127.0.0.1:{port}", port
     proc.terminate()

@@ -26,15 +26,14 @@ from pod_cluster import (
     OVERLAY,
     image_of,
     job_started,
+    judge_pod,
     run_job,
     seed_workspace,
-    service_port,
 )
-from pods import cluster_dns, kill_pod, mounted, pod_env, start
+from pods import cluster_dns, kill_pod
 
-from recall.cluster import find, job_templates
+from recall.cluster import job_templates
 from recall.config import params_from_dict
-from recall.judge.server import wait_healthy
 from recall.staging import weights_digest
 from recall.submission import submission
 from recall.workspace import remote_commands
@@ -69,31 +68,18 @@ def test_judge_pod_serves_the_staged_judge_through_its_service(cluster, toy_judg
     from recall.judge.interface import JudgeRequest
 
     model_dir, world, params = toy_judge
-    objs = cluster["services"]
-    dep = find(objs, "Deployment", "judge")["spec"]["template"]["spec"]
-    c = dep["containers"][0]
-    assert "--model=models/judge" in c["args"]
-    port = service_port(objs, "judge")
     staged = cluster["root"] / "judge-volume"
     shutil.copytree(model_dir, staged / "models/judge")
     subprocess.run(["chown", "-R", "1000:1000", str(staged)], check=True)
-    app = image_of(cluster["root"] / "judge-app", micro_params_dict())
-    env = pod_env(c, cluster["configmaps"], cluster["secrets"], cluster["home"], cluster["hosts"])
-    with mounted(c, dep, app, {"workspace": staged}, cluster["configmaps"]) as remap:
-        proc = start(c, dep, env, remap, app, cluster["root"] / "judge.log")
-        try:
-            wait_healthy(f"http://127.0.0.1:{port}", proc, 600, "judge pod")
-            cfg = params.judge.__class__(**{**params.judge.__dict__, "cache": "",
-                                            "fast_path": False})
-            with cluster_dns({"judge": "127.0.0.1"}):
-                judge = LLMJudge(cfg, f"http://judge:{port}", "models/judge")
-                items = list(world.items)[:8]
-                verdicts = judge.judge([JudgeRequest(it.question, tuple(it.answers), it.answers[0])
-                                        for it in items])
-            assert all(v.value in (0, 1) for v in verdicts), verdicts
-        finally:
-            proc.terminate()
-            proc.wait(60)
+    with judge_pod(cluster, staged) as (port, container):
+        assert "--model=models/judge" in container["args"]
+        cfg = params.judge.__class__(**{**params.judge.__dict__, "cache": "", "fast_path": False})
+        with cluster_dns({"judge": "127.0.0.1"}):
+            judge = LLMJudge(cfg, f"http://judge:{port}", "models/judge")
+            items = list(world.items)[:8]
+            verdicts = judge.judge([JudgeRequest(it.question, tuple(it.answers), it.answers[0])
+                                    for it in items])
+        assert all(v.value in (0, 1) for v in verdicts), verdicts
     assert "unrecognized arguments" not in (cluster["root"] / "judge.log").read_text()
 
 
