@@ -203,12 +203,7 @@ def _cluster_args(p) -> None:
     p.add_argument("--in-cluster", action="store_true", help="use the pod's service account")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `recall` command line (the tests parse every container command with it)."""
-    ap = argparse.ArgumentParser(prog="recall", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default="params.yaml")
-    sub = ap.add_subparsers(dest="command", required=True)
+def _sweep_parser(sub) -> None:
     sw = sub.add_parser("sweep", help="Optuna sweep (storage URL from $sweep.storage_env)")
     sw.add_argument("action", choices=["create", "worker", "run", "submit", "trial"])
     sw.add_argument("--workers", type=int, default=2,
@@ -221,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--out", help="the trial's scratch directory (the model, outcome.json)")
     _cluster_args(sw)
     sw.set_defaults(func=_sweep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `recall` command line (the tests parse every container command with it)."""
+    ap = argparse.ArgumentParser(prog="recall", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    sub = ap.add_subparsers(dest="command", required=True)
+    _sweep_parser(sub)
     rd = sub.add_parser("render", help="render k8s/ services with params filled in")
     rd.add_argument("--overlay")
     rd.add_argument("--jobs", action="store_true",

@@ -335,6 +335,7 @@ def render(params: Params, root: Path = Path("."), rates: Rates | None = None) -
                  f"{total['steps']:,} | | {total['hours']:,.1f} |")
     lines.append(f"(hours assume {rates}; `recall plan --help` sets them; stages run one "
                  "after another, each phase at its own rate: an upper bound)")
+    lines += sweep_bill(params, counts, rates, ranks)
     if arch:
         lines += _breakdown(params, arch, next(r for r in rows if r["stage"] == "train@grpo"),
                             root)
@@ -346,3 +347,23 @@ def render(params: Params, root: Path = Path("."), rates: Rates | None = None) -
                   + f" = {sum(share for _, share in claims):.0%}"
                   for phase, claims in ledger.items()]
     return "\n".join(lines)
+
+
+def sweep_bill(params: Params, counts: dict[str, int], rates: Rates, ranks: int) -> list[str]:
+    """`recall sweep`'s bill: `sweep.n_trials` trials, each one GRPO seed (at the params'
+    GRPO settings; the search moves them) on `ranks` GPUs (the launcher's), with val greedy
+    accuracy every `sweep.eval_every_steps` steps and once at the end."""
+    cfg, sw = params.grpo, params.sweep
+    steps = math.ceil(counts["train"] / cfg.prompts_per_step) * cfg.epochs
+    rollouts = steps * cfg.prompts_per_step * cfg.group_size
+    evaluations = (steps // sw.eval_every_steps + 1) * counts["val"]
+    seq = PROMPT_TOKENS + params.rollout.max_tokens
+    hours = stage_hours(rollouts + evaluations, rollouts + evaluations, rollouts * seq, rates,
+                        ranks, params.cluster.judge_replicas)
+    return ["", f"sweep (`recall sweep`, study {sw.study}): {sw.n_trials} trials x one GRPO "
+            f"seed = {sw.n_trials * steps:,} optimizer steps, "
+            f"{sw.n_trials * (rollouts + evaluations):,} judge calls (max), "
+            f"{sw.n_trials * hours:,.1f} trial-hours on {ranks} GPUs each "
+            f"({sw.n_trials * hours * ranks:,.0f} GPU-hours; a pruned trial costs less); "
+            f"`--workers N` runs N trials at once, sharing the judge's {params.cluster.judge_replicas}"
+            f" replica(s)"]

@@ -228,6 +228,7 @@ SLOW_DIRS = frozenset({"pipelines"})
 # file keeps pytest-randomly's order.
 LONGEST_FIRST = ("pipelines/test_paper_profile.py", "pipelines/test_distributed_training.py",
                  "pipelines/test_cluster_pods.py", "pipelines/test_multinode_pods.py",
+                 "pipelines/test_sweep_pods.py",
                  "pipelines/test_dvc_repro.py",
                  "pipelines/test_leakage_guard.py", "test_sweep.py", "test_gpu_check.py",
                  "judge/test_client.py")

@@ -64,6 +64,7 @@ GUARDED = {"pipelines/test_paper_profile.py": "../shared/data",
            "pipelines/test_leakage_guard.py": "../shared/data",
            "pipelines/test_cluster_pods.py": "root and CAP_SYS_ADMIN",
            "pipelines/test_multinode_pods.py": "root and CAP_SYS_ADMIN",
+           "pipelines/test_sweep_pods.py": "root and CAP_SYS_ADMIN",
            "test_mlflow_ui.py": "chromium"}
 
 

@@ -45,6 +45,23 @@ def test_cpu_command_is_torchrun():
     assert [args.training_script, *args.training_script_args] == SCRIPT
 
 
+def test_a_sweep_trial_launches_the_cli_module_on_its_own_port():
+    """A sweep worker's trial (recall.sweep.train): `-m recall.cli ... sweep trial`, at the
+    worker's own rendezvous port, parsed by accelerate's parser and then by recall's."""
+    from accelerate.commands.launch import launch_command_parser
+
+    from recall.cli import build_parser
+
+    trial = ["-m", "recall.cli", "--params", "/tmp/t/params.yaml", "sweep", "trial",
+             "--trial-id", "3", "--run-id", "abc", "--out", "/tmp/t"]
+    args = launch_command_parser().parse_args(launch_command(_paper_compute(), GPU, trial,
+                                                             port=41234)[3:])
+    assert args.module and args.training_script == "recall.cli"
+    assert (args.num_processes, args.main_process_port) == (8, 41234)
+    parsed = build_parser().parse_args(args.training_script_args)
+    assert (parsed.action, parsed.trial_id, parsed.run_id) == ("trial", 3, "abc")
+
+
 @pytest.mark.parametrize("name, kind, section", [("fsdp2", "FSDP", "fsdp_config"),
                                                  ("zero3", "DEEPSPEED", "deepspeed_config")])
 def test_accelerate_configs_load_as_bf16_sharding(name, kind, section):

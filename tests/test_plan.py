@@ -5,8 +5,8 @@ from conftest import ROOT
 
 from recall.cli import main
 from recall.config import params_from_dict
-from recall.footprint import shape
-from recall.plan import estimate, item_counts, problems
+from recall.footprint import Rates, shape
+from recall.plan import estimate, item_counts, problems, sweep_bill
 
 
 def _paper() -> dict:
@@ -184,3 +184,19 @@ def test_a_staged_model_counts_only_when_it_is_the_one_params_names(tmp_path):
     (staged / "recall_source.json").write_text(json.dumps(
         {"source": "hub", "repo": params.models.base.repo, "revision": "x", "path": "p"}))
     assert model_shape(params, tmp_path).source == str(staged / "config.json")
+
+
+def test_a_sweep_is_billed_as_its_trials_of_one_grpo_seed():
+    params = params_from_dict(_paper())
+    counts = {"train": 1024, "val": 100, "test": 20}
+    line = sweep_bill(params, counts, Rates(judge_calls_per_s=10, samples_per_s_per_gpu=100,
+                                            train_tokens_per_s_per_gpu=1000), 8)[1]
+    # 1,024 prompts at 128 a step, 8 epochs: 64 steps; 64 x 128 x 5 rollouts; val (100 items)
+    # greedy every 2 steps and at the end: 33 evaluations
+    steps, rollouts, evals = 64, 64 * 128 * 5, 33 * 100
+    hours = ((rollouts + evals) / (100 * 8) + (rollouts + evals) / 10
+             + rollouts * 128 / (1000 * 8)) / 3600
+    assert (f"16 trials x one GRPO seed = {16 * steps:,} optimizer steps, "
+            f"{16 * (rollouts + evals):,} judge calls (max), {16 * hours:,.1f} trial-hours on "
+            f"8 GPUs each ({16 * hours * 8:,.0f} GPU-hours") in line
+    assert "study recall-paper-grpo" in line

@@ -139,6 +139,16 @@ def test_commit_runs_dvc_commit_on_one_pod(params, templates):
 def test_sweep_workers_take_the_requested_parallelism(params, templates):
     sub = submission(templates, params, "sweep-worker", workers=7)
     assert sub.job["spec"]["parallelism"] == sub.job["spec"]["completions"] == 7
+    # On the GPU overlay each worker pod gets the GPUs one trial trains on, and its params
+    # launch that many training processes (recall.sweep.train: the launcher above one).
+    paper = load_params(ROOT / "params-paper.yaml")
+    sub = submission(job_templates(paper, ROOT / "k8s/overlays/cluster"), paper,
+                     "sweep-worker", workers=2)
+    main = sub.job["spec"]["template"]["spec"]["containers"][0]
+    shipped = yaml.safe_load(sub.params["data"]["params.yaml"])
+    gpus = int(main["resources"]["limits"]["nvidia.com/gpu"])
+    assert gpus == paper.cluster.gpus_per_node == shipped["compute"]["num_processes"] > 1
+    assert main["command"][:3] == ["recall", "sweep", "worker"]
 
 
 def test_submit_dry_run_prints_the_objects(tmp_path, capsys):
