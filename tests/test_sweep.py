@@ -167,3 +167,33 @@ def test_a_worker_without_its_storage_stops_with_one_line(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert f"storage 127.0.0.1:{url.rsplit(':', 1)[1]} does not answer" in lines[0]
     assert "s3cret" not in proc.stderr and "rerun `recall sweep worker`" in lines[0]
+
+
+@pytest.mark.slow
+def test_a_prune_answer_stops_training_at_that_step(sweep_env, monkeypatch):
+    """The main process's prune answer ends training for every rank at that step (here one
+    process): no further step, no further report, and the outcome left for the worker."""
+    from pathlib import Path
+
+    from recall.sweep import OUTCOME, train_trial
+
+    params, url, env, cli, paths, tmp_path = sweep_env
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    run_id = client.create_run(client.create_experiment("prune")).info.run_id
+
+    class PrunesAtItsSecondReport:
+        steps: list[int] = []
+
+        def report(self, value, step):
+            self.steps.append(step)
+
+        def should_prune(self):
+            return len(self.steps) == 2
+
+    trial = PrunesAtItsSecondReport()
+    stopped = train_trial(trial, params, Path(paths[1]), read_items(Path(paths[3])),
+                          tmp_path / "scratch", run_id)
+    assert stopped == 2 and trial.steps == [1, 2]
+    assert json.loads((tmp_path / "scratch" / OUTCOME).read_text()) == {"stopped_at": 2}
+    assert [m.step for m in client.get_metric_history(run_id, "val_greedy_acc")] == [1, 2]
