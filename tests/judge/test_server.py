@@ -114,3 +114,18 @@ def test_a_judge_served_on_gpus_takes_the_ledgers_dtype_parallelism_and_share(mo
     cpu, cpu_env = server_command("models/judge", 8000, None)
     assert vllm_server(cpu[3:]).dtype == "float32" and "--enforce-eager" in cpu
     assert cpu_env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+
+
+def test_under_a_shared_server_no_second_one_is_started(tmp_path, micro_params, monkeypatch):
+    """A launch inside `recall serve-judge` (or a sweep worker's judge) reuses its server:
+    the children get the same URL, and nothing new is served."""
+    model = _model_dir(tmp_path, b"w1")
+    monkeypatch.setenv(SHARED_URL_ENV, "http://127.0.0.1:9")
+    monkeypatch.setenv(SHARED_DIGEST_ENV, weights_digest(model))
+    monkeypatch.setattr("recall.judge.server.serve_judge",
+                        lambda *a, **k: pytest.fail("a second judge server was started"))
+    cfg = dataclasses.replace(micro_params.judge, backend="llm", base_url="", model=str(model))
+    code = run_with_judge(cfg, [sys.executable, "-c",
+                                f"import os, sys; sys.exit(7 if os.environ['{SHARED_URL_ENV}'] == "
+                                f"'http://127.0.0.1:9' else 5)"])
+    assert code == 7
