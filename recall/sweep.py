@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,22 +140,22 @@ def _trial_run(trial: optuna.Trial, params: Params, parent_run_id: str) -> str:
     from mlflow.entities import Param
 
     mlflow.set_tracking_uri(tracking_uri(params))
-    client = mlflow.MlflowClient()
+    client, worker = mlflow.MlflowClient(), f"{socket.gethostname()}:{os.getpid()}"
     run = client.create_run(experiment_id(mlflow, params.experiment.name),
                             run_name=f"trial-{trial.number}",
                             tags={"mlflow.parentRunId": parent_run_id, "recall.role": "trial",
-                                  "optuna.trial": str(trial.number),
-                                  "recall.worker": f"{socket.gethostname()}:{os.getpid()}"})
+                                  "optuna.trial": str(trial.number), "recall.worker": worker})
     trial.set_user_attr(TRIAL_RUN, run.info.run_id)
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    trial.set_user_attr("worker", worker)
     client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in trial.params.items()])
     return run.info.run_id
 
 
-def objective(trial: optuna.Trial, params: Params, base_dir: Path, items_path: Path,
-              parent_run_id: str) -> float:
+def objective(trial: optuna.Trial, params: Params, base_dir: Path,
+              items: tuple[Sequence[QAItem], Path], parent_run_id: str) -> float:
     """One trial: GRPO with the trial's params (pruned on intermediate val accuracy), then the
-    trained model's val greedy accuracy from the run's one evaluation engine."""
+    trained model's val greedy accuracy from the run's one evaluation engine. `items`: the
+    worker's items, and the file they came from (for launched ranks)."""
     import mlflow
 
     from recall.engines import engine_for
@@ -166,12 +167,12 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items_path: P
     client, status = mlflow.MlflowClient(tracking_uri(params)), "FAILED"
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            stopped_at = train(trial, trial_params, base_dir, items_path, Path(scratch), run_id)
+            stopped_at = train(trial, trial_params, base_dir, items, Path(scratch), run_id)
             if stopped_at is not None:
                 client.set_tag(run_id, "optuna.state", "PRUNED")
                 status = "FINISHED"
                 raise optuna.TrialPruned(f"pruned at step {stopped_at}")
-            val = [it for it in read_items(items_path) if it.split == "val"]
+            val = [it for it in items[0] if it.split == "val"]
             with open_judge(trial_params.judge, compute=trial_params.compute) as judge, \
                     engine_for(trial_params, Path(scratch) / "model") as engine:
                 acc = greedy_by_split(engine, judge, val, trial_params.rollout)["val"]
@@ -183,17 +184,17 @@ def objective(trial: optuna.Trial, params: Params, base_dir: Path, items_path: P
         client.set_terminated(run_id, status)
 
 
-def train(trial: optuna.Trial, params: Params, base_dir: Path, items_path: Path, scratch: Path,
-          run_id: str) -> int | None:
+def train(trial: optuna.Trial, params: Params, base_dir: Path,
+          items: tuple[Sequence[QAItem], Path], scratch: Path, run_id: str) -> int | None:
     """Train the trial's GRPO into `scratch`/model, in this process or launched on
     `compute.num_processes` ranks; the step it was pruned at, or None."""
     from recall.compute import resolve
     from recall.judge.server import free_port
     from recall.launcher import launch_command
 
-    compute = params.compute
+    compute, (loaded, items_path) = params.compute, items
     if compute.num_processes * compute.num_machines == 1:
-        return train_trial(trial, params, base_dir, read_items(items_path), scratch, run_id)
+        return train_trial(trial, params, base_dir, loaded, scratch, run_id)
     params_file = scratch / "params.yaml"
     params_file.write_text(yaml.safe_dump(as_dict(params), sort_keys=False))
     (scratch / OUTCOME).unlink(missing_ok=True)
@@ -204,8 +205,6 @@ def train(trial: optuna.Trial, params: Params, base_dir: Path, items_path: Path,
         "--items", str(items_path), "--out", str(scratch)], port=free_port())
     print(f"recall sweep: trial {trial.number} on {compute.num_processes * compute.num_machines}"
           f" processes: {' '.join(cmd)}", flush=True)
-    import subprocess
-
     code = subprocess.call(cmd)
     if code:
         raise RuntimeError(f"trial {trial.number}: its launched training exited with {code} "
@@ -293,13 +292,14 @@ def _trials_until_done(study: optuna.Study, params: Params, base_dir: Path,
                        items_path: Path) -> None:
     cfg = params.sweep
     parent = study.user_attrs["mlflow_run_id"]
+    items = (read_items(items_path), items_path)  # read once for all of this worker's trials
     while True:
         optuna.storages.fail_stale_trials(study)
         count = _count(study)
         # A new trial only while the finished and running ones fall short of the count, so
         # that workers do not overshoot it; a re-queued (WAITING) trial is always taken.
         if count["WAITING"] or count["DONE"] + count["RUNNING"] < cfg.n_trials:
-            study.optimize(lambda t: objective(t, params, base_dir, items_path, parent),
+            study.optimize(lambda t: objective(t, params, base_dir, items, parent),
                            n_trials=1, gc_after_trial=True)
             continue
         if not count["RUNNING"] and count["DONE"] >= cfg.n_trials:
@@ -323,11 +323,11 @@ def record_best(study: optuna.Study, params: Params) -> None:
 
     if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         return
-    client = mlflow.MlflowClient(tracking_uri(params))
+    client, best = mlflow.MlflowClient(tracking_uri(params)), study.best_trial
     run_id = study.user_attrs["mlflow_run_id"]
-    client.log_metric(run_id, "best_val_greedy_acc", study.best_value)
-    client.set_tag(run_id, "best_trial", str(study.best_trial.number))
-    client.set_tag(run_id, "best_params", json.dumps(study.best_params, sort_keys=True))
+    client.log_metric(run_id, "best_val_greedy_acc", best.value)
+    client.set_tag(run_id, "best_trial", str(best.number))
+    client.set_tag(run_id, "best_params", json.dumps(best.params, sort_keys=True))
 
 
 def summary(study: optuna.Study) -> dict:
